@@ -1,0 +1,87 @@
+"""What the steps of one import share: collaborators in, facts learned along the way."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flows.config import FlowSettings
+from flows.lease import Lease
+from flows.observer import FlowObserver, NullObserver
+from flows.ports import ImageRepository, TaskRepository
+from flows.progress import Progress
+from flows.records import DataFacts, ImageRecord
+from flows.request import ImportRequest
+from flows.stores.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Who asked for the import (the message's ``context``)."""
+
+    owner: str | None = None
+    user_id: str | None = None
+    request_id: str | None = None
+    is_admin: bool = False
+    roles: tuple[str, ...] = ()
+
+
+@dataclass
+class ImportContext:
+    """The one typed object every step reads and writes."""
+
+    task_id: str
+    image_id: str
+    worker_id: str
+    request: ImportRequest
+    images: ImageRepository
+    tasks: TaskRepository
+    #: Every configured store by name (targets are resolved from these).
+    stores: dict[str, Store]
+    #: The store used when the request names none.
+    default_store: str
+    settings: FlowSettings
+    observer: FlowObserver = field(default_factory=NullObserver)
+    requester: RequestContext = field(default_factory=RequestContext)
+
+    #: Bytes moved so far (the task's progress message).
+    progress: Progress = field(default_factory=Progress)
+    #: The task's hold on the image, set by the lock step.
+    lease: Lease | None = None
+
+    # -- learned while running ------------------------------------------------------------
+    #: The image as it was when the flow started.
+    image: ImageRecord | None = None
+    #: Target stores, in the order they are written.
+    targets: list[str] = field(default_factory=list)
+    #: The staged original bits (``<staging>/<image_id>``).
+    staged_path: Path | None = None
+    #: The format detected in the staged bits.
+    source_format: str | None = None
+    #: The file the stores are written from (the conversion's output, or the staged file).
+    data_path: Path | None = None
+    #: Virtual size reported for the data to store.
+    virtual_size: int | None = None
+    #: Hashes of the data to store, computed once in the background.
+    data_facts: asyncio.Task[DataFacts] | None = None
+    #: Locations written by this flow, by store name.
+    written: dict[str, str] = field(default_factory=dict)
+    #: Stores whose write failed, with the reason.
+    failed: dict[str, str] = field(default_factory=dict)
+    #: Whether this flow already set the image active.
+    activated: bool = False
+
+    async def assert_holds(self) -> None:
+        """Raise :class:`flows.errors.LockLost` unless this task still holds its image."""
+        if self.lease is not None:
+            await self.lease.check()
+
+    def staging_file(self, suffix: str = "") -> Path:
+        """``<staging>/<image_id><suffix>``: where this image's bits wait."""
+        return self.settings.staging_dir / f"{self.image_id}{suffix}"
+
+    @property
+    def is_copy(self) -> bool:
+        """True for copy-image, which never changes the image's status."""
+        return self.request.method == "copy-image"

@@ -1,0 +1,90 @@
+"""The task's hold on its image: the lock property plus the claim, kept alive by a heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from flows.errors import LockLost
+from flows.ports import ImageRepository, TaskRepository
+from flows.records import IMPORT_LOCK
+
+log = logging.getLogger(__name__)
+
+
+class Lease:
+    """Heartbeats the claimed task on a timer and checks, before each write, that it still holds.
+
+    ``async with lease:`` starts and stops the heartbeat in one visible scope.
+    """
+
+    def __init__(
+        self,
+        images: ImageRepository,
+        tasks: TaskRepository,
+        image_id: str,
+        task_id: str,
+        worker_id: str,
+        interval: float,
+    ) -> None:
+        self._images = images
+        self._tasks = tasks
+        self._image_id = image_id
+        self._task_id = task_id
+        self._worker_id = worker_id
+        self._interval = interval
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._lost: str | None = None
+
+    async def __aenter__(self) -> Lease:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def start(self) -> None:
+        """Start heartbeating (idempotent)."""
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._beat(), name=f"heartbeat-{self._task_id}")
+
+    async def stop(self) -> None:
+        """Stop heartbeating."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+
+    async def check(self) -> None:
+        """Raise :class:`LockLost` unless this task still holds the image lock and its claim."""
+        if self._lost is not None:
+            raise LockLost(self._lost)
+        image = await self._images.get(self._image_id)
+        holder = image.properties.get(IMPORT_LOCK) or None
+        if holder != self._task_id:
+            self._lost = (
+                f"task {self._task_id} no longer holds the import lock of image "
+                f"{self._image_id} (held by {holder or 'nobody'}): lock preempted"
+            )
+            raise LockLost(self._lost)
+        task = await self._tasks.get(self._task_id)
+        if task.status != "processing" or task.claimed_by != self._worker_id:
+            self._lost = (
+                f"task {self._task_id} was taken over (status {task.status}, claimed by "
+                f"{task.claimed_by}): lock preempted"
+            )
+            raise LockLost(self._lost)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                if not await self._tasks.heartbeat(self._task_id, self._worker_id):
+                    self._lost = f"task {self._task_id} lost its claim: lock preempted"
+                    log.warning("%s", self._lost)
+                    return
+            except Exception:
+                # A missed beat is not fatal: the lease is several beats long.
+                log.warning("heartbeat of task %s failed", self._task_id, exc_info=True)

@@ -1,0 +1,55 @@
+"""Hooks through which a flow reports what it does (the worker turns them into metrics)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class FlowObserver(Protocol):
+    """Receives a flow's measurements; every method must be cheap and thread-safe."""
+
+    def step_finished(self, step: str, seconds: float, result: str) -> None:
+        """A step ended: ``result`` is ``success``, ``failure`` or ``reverted``."""
+
+    def bytes_downloaded(self, method: str, count: int) -> None:
+        """Bytes brought into staging."""
+
+    def bytes_written(self, store: str, count: int) -> None:
+        """Bytes written to a store."""
+
+    def bytes_skipped(self, store: str, count: int) -> None:
+        """Zero bytes not written to a store."""
+
+    def store_write(self, store: str, result: str) -> None:
+        """A store write ended with ``success`` or ``failure``."""
+
+    def safety_refusal(self, check: str) -> None:
+        """A safety check refused an image."""
+
+    def lock_taken_over(self) -> None:
+        """A task whose holder stopped heartbeating was taken over."""
+
+
+class NullObserver:
+    """An observer that ignores everything (the default outside the daemon)."""
+
+    def step_finished(self, step: str, seconds: float, result: str) -> None:
+        """Ignore."""
+
+    def bytes_downloaded(self, method: str, count: int) -> None:
+        """Ignore."""
+
+    def bytes_written(self, store: str, count: int) -> None:
+        """Ignore."""
+
+    def bytes_skipped(self, store: str, count: int) -> None:
+        """Ignore."""
+
+    def store_write(self, store: str, result: str) -> None:
+        """Ignore."""
+
+    def safety_refusal(self, check: str) -> None:
+        """Ignore."""
+
+    def lock_taken_over(self) -> None:
+        """Ignore."""

@@ -1,0 +1,36 @@
+"""Which image statuses each import method may start from (Glance's rules, plus retries)."""
+
+from __future__ import annotations
+
+from flows.errors import ImageStateConflict
+from flows.records import ImageRecord
+from flows.request import COPY_IMAGE, GLANCE_DIRECT, WEB_DOWNLOAD, ImportRequest
+
+#: Statuses a new import request may start from. ``failed`` admits a new attempt after a
+#: failed import (imgworker leaves a failed image ``failed``, where Glance resets it to
+#: ``queued``).
+_STARTABLE = {
+    WEB_DOWNLOAD: ("queued", "failed"),
+    GLANCE_DIRECT: ("uploading", "failed"),
+    COPY_IMAGE: ("active",),
+}
+
+
+def check_can_start(request: ImportRequest, image: ImageRecord, *, resuming: bool) -> None:
+    """Raise :class:`ImageStateConflict` unless ``image`` may be imported by ``request``.
+
+    ``resuming`` is true inside the worker: a task redelivered after its worker died finds
+    the image still ``importing`` from its own earlier attempt.
+    """
+    allowed = _STARTABLE[request.method]
+    if resuming and request.method != COPY_IMAGE:
+        allowed = (*allowed, "importing")
+    if image.status not in allowed:
+        raise ImageStateConflict(
+            f"image {image.id} is {image.status}; {request.method} needs it to be "
+            + " or ".join(allowed)
+        )
+    if not image.disk_format or not image.container_format:
+        raise ImageStateConflict(
+            f"image {image.id} needs disk_format and container_format set before an import"
+        )

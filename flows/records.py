@@ -1,0 +1,91 @@
+"""What the pipeline knows of the image and task records (plain snapshots, no ORM)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+IMPORTING_TO_STORES = "os_glance_importing_to_stores"
+FAILED_IMPORT = "os_glance_failed_import"
+IMPORT_LOCK = "os_glance_import_task"
+
+#: Hash algorithm recorded in ``os_hash_algo`` (Glance's default).
+OS_HASH_ALGO = "sha512"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """One place the image's data lives: ``url`` in store ``store``."""
+
+    url: str
+    store: str
+    status: str = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """A snapshot of one row of ``images`` with its properties and locations."""
+
+    id: str
+    name: str | None
+    status: str
+    disk_format: str | None
+    container_format: str | None
+    owner: str | None = None
+    size: int | None = None
+    virtual_size: int | None = None
+    checksum: str | None = None
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+    locations: tuple[Location, ...] = ()
+
+    @property
+    def stores(self) -> list[str]:
+        """The stores holding an active location, in location order (Glance's ``stores``)."""
+        seen: list[str] = []
+        for location in self.locations:
+            if location.status == "active" and location.store not in seen:
+                seen.append(location.store)
+        return seen
+
+    def store_list(self, prop: str) -> list[str]:
+        """A comma-separated store-list property as a list (empty when unset)."""
+        return split_store_list(self.properties.get(prop, ""))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """A snapshot of one row of ``tasks`` with its ``task_info``."""
+
+    id: str
+    type: str
+    status: str
+    image_id: str | None
+    owner: str | None = None
+    request_id: str | None = None
+    user_id: str | None = None
+    claimed_by: str | None = None
+    input: dict[str, object] | None = None
+    result: dict[str, object] | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DataFacts:
+    """What the import learned about the stored data (after conversion)."""
+
+    size: int
+    virtual_size: int
+    checksum: str
+    os_hash_value: str
+    os_hash_algo: str = OS_HASH_ALGO
+
+
+def split_store_list(value: str) -> list[str]:
+    """Parse a comma-separated store list, ignoring blanks."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def join_store_list(stores: list[str]) -> str:
+    """Format a store list the way Glance writes it."""
+    return ",".join(stores)

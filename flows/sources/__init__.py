@@ -1,0 +1,1 @@
+"""Where the bits come from: one module per import method."""

@@ -1,0 +1,161 @@
+"""Reading an image as data extents and known-zero runs, so that holes are never read.
+
+An :class:`ImageReader` yields :class:`Segment` objects in offset order: each is either data
+(``data`` holds the bytes) or a run of zeros (``data is None``). Consumers (hashers, stores)
+feed zeros to hashes from a shared zero buffer and never write zero runs.
+
+Readers are *blocking*: call :meth:`ImageReader.segments` from a worker thread, never on the
+event loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from flows.threads import check_stop
+
+#: Default size of one data chunk: large enough to amortise syscalls and thread hand-offs,
+#: small enough to keep several in flight within the worker's memory budget.
+DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+
+_ZEROS = bytes(DEFAULT_CHUNK_SIZE)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One piece of an image: ``length`` bytes at ``offset``, zeros when ``data`` is None."""
+
+    offset: int
+    length: int
+    data: bytes | None
+
+    @property
+    def is_zero(self) -> bool:
+        """True when this segment is a run of zeros that must not be read or written."""
+        return self.data is None
+
+
+class ImageReader(Protocol):
+    """A source of image bytes that knows where its zeros are."""
+
+    @property
+    def size(self) -> int:
+        """The full size of the image in bytes, zeros included."""
+        ...
+
+    def segments(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[Segment]:
+        """Yield the image in offset order as data chunks and zero runs (blocking)."""
+        ...
+
+
+def is_all_zero(chunk: bytes | memoryview) -> bool:
+    """Tell whether ``chunk`` holds only zero bytes (a memcmp against a zero buffer)."""
+    length = len(chunk)
+    if length <= len(_ZEROS):
+        return chunk == memoryview(_ZEROS)[:length]
+    return bytes(chunk) == bytes(length)
+
+
+def zero_pieces(length: int, piece: int = DEFAULT_CHUNK_SIZE) -> Iterator[memoryview]:
+    """Yield ``length`` zero bytes as views of one shared buffer (for hashing zero runs)."""
+    zeros = memoryview(_ZEROS)[: min(piece, len(_ZEROS))]
+    while length > 0:
+        step = min(length, len(zeros))
+        yield zeros[:step]
+        length -= step
+
+
+def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
+    """Yield ``(offset, length)`` of the data extents of an open file, skipping its holes.
+
+    Falls back to one extent covering the whole file where the filesystem does not support
+    ``SEEK_DATA``/``SEEK_HOLE``.
+    """
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # no data after offset: the rest is a hole
+                return
+            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+                yield offset, size - offset
+                return
+            raise
+        end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+        if end > start:
+            yield start, end - start
+        offset = end
+
+
+class SparseFileReader:
+    """An :class:`ImageReader` over a local file: holes are skipped, zero chunks detected."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._size = os.stat(self.path).st_size
+
+    @property
+    def size(self) -> int:
+        """The file's apparent size."""
+        return self._size
+
+    def segments(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[Segment]:
+        """Yield data chunks read with ``pread`` and zero runs for holes and zero chunks."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            yield from self._segments(fd, chunk_size)
+        finally:
+            os.close(fd)
+
+    def _segments(self, fd: int, chunk_size: int) -> Iterator[Segment]:
+        position = 0
+        for start, length in data_extents(fd, self._size):
+            if start > position:
+                yield Segment(position, start - position, None)
+            end = start + length
+            offset = start
+            while offset < end:
+                want = min(chunk_size, end - offset)
+                chunk = os.pread(fd, want, offset)
+                if not chunk:
+                    raise OSError(f"{self.path}: unexpected end of file at {offset}")
+                got = len(chunk)
+                yield Segment(offset, got, None if is_all_zero(chunk) else chunk)
+                offset += got
+            position = end
+        if position < self._size:
+            yield Segment(position, self._size - position, None)
+
+
+def write_sparse(
+    reader: ImageReader,
+    fd: int,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[int, int]:
+    """Copy ``reader`` into the open file ``fd`` writing data only; return (written, skipped).
+
+    The file is first sized to the image, so zero runs stay holes. Blocking: run in a thread;
+    setting ``stop`` makes it raise :class:`flows.threads.Stopped` at the next chunk.
+    """
+    os.ftruncate(fd, reader.size)
+    written = skipped = 0
+    for segment in reader.segments(chunk_size):
+        check_stop(stop)
+        if segment.data is None:
+            skipped += segment.length
+            if progress:
+                progress(0, segment.length)
+            continue
+        os.pwrite(fd, segment.data, segment.offset)
+        written += segment.length
+        if progress:
+            progress(segment.length, 0)
+    return written, skipped

@@ -1,0 +1,36 @@
+"""Step ``complete``: make sure the import reached a store, record the facts, clear staging."""
+
+from __future__ import annotations
+
+import asyncio
+
+from flows.context import ImportContext
+from flows.errors import NoStoreSucceeded
+
+
+class CompleteStep:
+    """Fails the flow when no store was written; otherwise removes the staged bits."""
+
+    name = "complete"
+
+    async def execute(self, ctx: ImportContext) -> None:
+        """Check the outcome and clean the staging area."""
+        if not ctx.written:
+            failures = "; ".join(ctx.failed.values()) or "no target store"
+            raise NoStoreSucceeded(f"none of the stores could be written: {failures}")
+        if not ctx.is_copy and not ctx.activated:
+            raise NoStoreSucceeded("the image was written but never activated")
+        if ctx.data_facts is not None and not ctx.data_facts.done():
+            await ctx.data_facts
+        await asyncio.to_thread(remove_staging, ctx)
+
+    async def revert(self, ctx: ImportContext, error: BaseException) -> None:
+        """Nothing to undo: the steps before clean up after themselves."""
+
+
+def remove_staging(ctx: ImportContext) -> None:
+    """Remove every staging file of this image (original and conversion output)."""
+    directory = ctx.settings.staging_dir
+    if directory.is_dir():
+        for path in directory.glob(f"{ctx.image_id}*"):
+            path.unlink(missing_ok=True)

@@ -1,0 +1,70 @@
+"""Step ``lock``: assert this task holds the image, claim it, heartbeat, announce the targets."""
+
+from __future__ import annotations
+
+import logging
+
+from flows.context import ImportContext
+from flows.errors import LockLost
+from flows.lease import Lease
+from flows.preconditions import check_can_start
+from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, ImageRecord
+
+log = logging.getLogger(__name__)
+
+
+class LockStep:
+    """Takes hold of the image for this task and clears what a dead attempt left behind."""
+
+    name = "lock"
+
+    def __init__(self, targets: list[str]) -> None:
+        self._targets = targets
+
+    async def execute(self, ctx: ImportContext) -> None:
+        """Check the lock and status, claim the task, clean up, set the two lists."""
+        image = await ctx.images.get(ctx.image_id)
+        holder = image.properties.get(IMPORT_LOCK) or None
+        if holder != ctx.task_id:
+            raise LockLost(
+                f"task {ctx.task_id} does not hold the import lock of image {ctx.image_id} "
+                f"(held by {holder or 'nobody'})"
+            )
+        check_can_start(ctx.request, image, resuming=True)
+        ctx.image = image
+        ctx.targets = self._targets
+        await ctx.tasks.claim(ctx.task_id, ctx.worker_id)
+        ctx.lease = Lease(
+            ctx.images,
+            ctx.tasks,
+            ctx.image_id,
+            ctx.task_id,
+            ctx.worker_id,
+            ctx.settings.heartbeat_seconds,
+        )
+        ctx.lease.start()
+        await _clear_previous_attempt(ctx, image)
+        await ctx.images.add_to_list(ctx.image_id, IMPORTING_TO_STORES, ctx.targets)
+        await ctx.images.remove_from_list(ctx.image_id, FAILED_IMPORT, ctx.targets)
+        if not ctx.is_copy:
+            await ctx.images.set_status(ctx.image_id, "importing")
+
+    async def revert(self, ctx: ImportContext, error: BaseException) -> None:
+        """Stop the heartbeat and take every unfinished target off the importing list."""
+        if ctx.lease is not None:
+            await ctx.lease.stop()
+        if ctx.targets:
+            await ctx.images.remove_from_list(ctx.image_id, IMPORTING_TO_STORES, ctx.targets)
+
+
+async def _clear_previous_attempt(ctx: ImportContext, image: ImageRecord) -> None:
+    """Remove data an earlier attempt of this import wrote to the target stores."""
+    for location in image.locations:
+        if location.store in ctx.targets:
+            log.info("removing %s left by an earlier attempt", location.url)
+            store = ctx.stores.get(location.store)
+            if store is not None:
+                await store.delete(location.url)
+            await ctx.images.remove_location(ctx.image_id, location.url)
+    for name in ctx.targets:
+        await ctx.stores[name].discard(ctx.image_id)

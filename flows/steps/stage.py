@@ -1,0 +1,63 @@
+"""Step ``stage``: bring the bits into ``<staging>/<image_id>`` by the request's method."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+from flows.context import ImportContext
+from flows.errors import StagingError
+from flows.request import COPY_IMAGE, GLANCE_DIRECT
+from flows.sources.copy_image import copy_to_staging, pick_source
+from flows.sources.glance_direct import staged_upload
+from flows.sources.web_download import download
+
+
+class StageStep:
+    """Downloads, accepts an upload, or copies from a store into the staging area."""
+
+    name = "stage"
+
+    async def execute(self, ctx: ImportContext) -> None:
+        """Stage the bits and remember where they are."""
+        dest = ctx.staging_file()
+        await asyncio.to_thread(ctx.settings.staging_dir.mkdir, parents=True, exist_ok=True)
+        ctx.progress.phase = "staging"
+        method = ctx.request.method
+
+        def count(nbytes: int) -> None:
+            ctx.progress.add_downloaded(nbytes)
+            ctx.observer.bytes_downloaded(method, nbytes)
+
+        if method == GLANCE_DIRECT:
+            await asyncio.to_thread(staged_upload, dest, ctx.image_id)
+        else:
+            _check_free_space(ctx)
+            if method == COPY_IMAGE:
+                assert ctx.image is not None
+                source = pick_source(ctx.image, ctx.stores, ctx.targets)
+                await copy_to_staging(
+                    ctx.stores[source.store], source, dest, ctx.settings.chunk_size, count
+                )
+            else:
+                assert ctx.request.uri is not None
+                await download(
+                    ctx.request.uri, dest, ctx.settings.safety, ctx.request.checksum, count
+                )
+        ctx.staged_path = dest
+        ctx.data_path = dest
+
+    async def revert(self, ctx: ImportContext, error: BaseException) -> None:
+        """Remove downloaded or copied bits; an upload stays for a retry (the runner decides)."""
+        if ctx.request.method != GLANCE_DIRECT:
+            ctx.staging_file().unlink(missing_ok=True)
+
+
+def _check_free_space(ctx: ImportContext) -> None:
+    free = shutil.disk_usage(ctx.settings.staging_dir).free
+    needed = ctx.settings.safety.staging_min_free_bytes
+    if free < needed:
+        raise StagingError(
+            f"staging area {ctx.settings.staging_dir} has {free // 2**20} MiB free, "
+            f"below the {needed // 2**20} MiB kept in reserve; free space or move [staging] dir"
+        )

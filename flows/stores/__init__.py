@@ -1,0 +1,1 @@
+"""Stores: where imported images end up. One module per store type, one registry line each."""

@@ -1,0 +1,36 @@
+"""Running blocking work in a thread so that cancelling the caller really stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """Raised inside blocking work that noticed its stop event (the caller was cancelled)."""
+
+
+def check_stop(stop: threading.Event | None) -> None:
+    """Raise :class:`Stopped` when ``stop`` is set; blocking loops call this per chunk."""
+    if stop is not None and stop.is_set():
+        raise Stopped("stopped: the task was cancelled")
+
+
+async def run_stoppable(work: Callable[[threading.Event], T]) -> T:
+    """Run ``work(stop)`` in a worker thread; on cancellation set ``stop`` and wait for it.
+
+    Waiting matters: a blocking writer that is abandoned would finish on its own later and,
+    for instance, rename a file into place after the flow already reverted it.
+    """
+    stop = threading.Event()
+    future = asyncio.get_running_loop().run_in_executor(None, work, stop)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        stop.set()
+        await asyncio.wait([future])
+        raise
