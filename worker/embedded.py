@@ -1,0 +1,126 @@
+"""The embedded way: run the import flow in this process, with no broker.
+
+``imgworker import`` and ``imgworker copy`` call these. Usage from Python::
+
+    settings = load_settings()
+    services = await Services.open(settings)
+    try:
+        result = await import_image(services, file=Path("disk.qcow2"), disk_format="qcow2",
+                                    stores=["central", "dcn0"], allow_failure=True)
+        print(result.outcome.status, result.image.status, result.image.stores)
+    finally:
+        await services.close()
+
+The flow is exactly the daemon's: the request is submitted (lock taken, task row created)
+then run by :func:`worker.runner.run_task`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from flows.context import RequestContext
+from flows.errors import InvalidRequest
+from flows.records import ImageRecord, TaskRecord
+from flows.request import (
+    COPY_IMAGE,
+    GLANCE_DIRECT,
+    WEB_DOWNLOAD,
+    ExpectedChecksum,
+    ImportRequest,
+)
+from worker.runner import Services, TaskOutcome, run_task
+from worker.staging import stage_upload
+from worker.submission import submit_import
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedResult:
+    """The image and task as they ended, and how the run went."""
+
+    image: ImageRecord
+    task: TaskRecord
+    outcome: TaskOutcome
+
+
+async def import_image(
+    services: Services,
+    *,
+    disk_format: str,
+    file: Path | None = None,
+    uri: str | None = None,
+    checksum: ExpectedChecksum | None = None,
+    container_format: str = "bare",
+    name: str | None = None,
+    stores: Sequence[str] = (),
+    all_stores: bool = False,
+    allow_failure: bool = True,
+    requester: RequestContext | None = None,
+) -> EmbeddedResult:
+    """Create an image record and import ``file`` (glance-direct) or ``uri`` (web-download).
+
+    ``checksum`` is the expected checksum of the downloaded bits (web-download only).
+    """
+    if (file is None) == (uri is None):
+        raise InvalidRequest("give exactly one source: a file or a URI")
+    requester = requester or RequestContext()
+    image = await services.images.create(
+        name=name or (file.name if file else uri),
+        disk_format=disk_format,
+        container_format=container_format,
+        owner=requester.owner,
+    )
+    if file is not None:
+        await stage_upload(services.images, services.settings.staging.dir, image.id, file)
+    request = ImportRequest(
+        method=GLANCE_DIRECT if file is not None else WEB_DOWNLOAD,
+        uri=uri,
+        checksum=checksum,
+        stores=tuple(stores),
+        all_stores=all_stores,
+        all_stores_must_succeed=not allow_failure,
+    )
+    return await _submit_and_run(services, image.id, request, requester)
+
+
+async def copy_image(
+    services: Services,
+    image_id: str,
+    *,
+    stores: Sequence[str] = (),
+    all_stores: bool = False,
+    allow_failure: bool = True,
+    requester: RequestContext | None = None,
+) -> EmbeddedResult:
+    """Copy an active image's data to more stores."""
+    request = ImportRequest(
+        method=COPY_IMAGE,
+        stores=tuple(stores),
+        all_stores=all_stores,
+        all_stores_must_succeed=not allow_failure,
+    )
+    return await _submit_and_run(services, image_id, request, requester or RequestContext())
+
+
+async def _submit_and_run(
+    services: Services, image_id: str, request: ImportRequest, requester: RequestContext
+) -> EmbeddedResult:
+    settings = services.settings
+    task = await submit_import(
+        services.images,
+        services.tasks,
+        image_id=image_id,
+        request=request,
+        configured_stores=list(services.stores),
+        default_store=settings.stores.default,
+        lease_seconds=settings.worker.lease_seconds,
+        requester=requester,
+    )
+    outcome = await run_task(services, task.id, requester=requester, final_attempt=True)
+    return EmbeddedResult(
+        image=await services.images.get(image_id),
+        task=await services.tasks.get(task.id),
+        outcome=outcome,
+    )

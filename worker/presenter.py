@@ -1,0 +1,77 @@
+"""How images and tasks are shown: the fields of ``glance image-show`` that matter here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flows.records import FAILED_IMPORT, IMPORTING_TO_STORES, ImageRecord, TaskRecord
+
+#: The ``imgworker show`` fields, in display order (``--json`` uses exactly these keys).
+IMAGE_FIELDS = (
+    "id",
+    "name",
+    "status",
+    "stores",
+    IMPORTING_TO_STORES,
+    FAILED_IMPORT,
+    "size",
+    "virtual_size",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "disk_format",
+    "locations",
+)
+
+
+def image_fields(image: ImageRecord) -> dict[str, Any]:
+    """The image as ``glance image-show`` would show these fields."""
+    return {
+        "id": image.id,
+        "name": image.name,
+        "status": image.status,
+        "stores": ",".join(image.stores),
+        IMPORTING_TO_STORES: image.properties.get(IMPORTING_TO_STORES, ""),
+        FAILED_IMPORT: image.properties.get(FAILED_IMPORT, ""),
+        "size": image.size,
+        "virtual_size": image.virtual_size,
+        "checksum": image.checksum,
+        "os_hash_algo": image.os_hash_algo,
+        "os_hash_value": image.os_hash_value,
+        "disk_format": image.disk_format,
+        "locations": [
+            {"url": loc.url, "metadata": {"store": loc.store}}
+            for loc in image.locations
+            if loc.status == "active"
+        ],
+    }
+
+
+def render_table(fields: dict[str, Any]) -> str:
+    """A two-column field/value table."""
+    width = max(len(name) for name in fields)
+    lines = []
+    for name, value in fields.items():
+        if isinstance(value, list):
+            shown = "\n".join(" " * (width + 2) + json.dumps(item) for item in value).lstrip()
+        else:
+            shown = "" if value is None else str(value)
+        lines.append(f"{name.ljust(width)}  {shown}")
+    return "\n".join(lines)
+
+
+def task_fields(task: TaskRecord) -> dict[str, Any]:
+    """The fields of ``glance task-show``."""
+    return {
+        "id": task.id,
+        "type": task.type,
+        "status": task.status,
+        "image_id": task.image_id,
+        "message": task.message,
+        "input": task.input,
+        "result": task.result,
+        "owner": task.owner,
+        "request_id": task.request_id,
+        "claimed_by": task.claimed_by,
+    }
