@@ -1,0 +1,37 @@
+"""A real aiohttp server on loopback serving test files (web-download sources)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from aiohttp import web
+
+
+@asynccontextmanager
+async def serve_directory(directory: Path) -> AsyncIterator[str]:
+    """Serve ``directory`` on 127.0.0.1 (a free port); yield the base URL.
+
+    ``/redirect/NAME`` answers 302 to ``/NAME``; ``/status/CODE`` answers that status.
+    """
+
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(f"/{request.match_info['name']}")
+
+    async def status(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=int(request.match_info["code"]), text="test status")
+
+    app = web.Application()
+    app.router.add_get("/redirect/{name}", redirect)
+    app.router.add_get("/status/{code}", status)
+    app.router.add_static("/", directory)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,91 @@
+"""Configuration: defaults, the TOML file, environment overrides, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows.stores.file import FileStoreConfig
+from flows.stores.rbd_config import RbdStoreConfig
+from worker.settings import ConfigError, load_settings
+
+
+def test_defaults_need_no_file() -> None:
+    settings = load_settings(environ={})
+    assert settings.database.url.startswith("sqlite+aiosqlite:///")
+    assert settings.stores.default == "default"
+    assert isinstance(settings.stores.backends["default"], FileStoreConfig)
+    assert settings.staging.dir == Path("./staging")
+    assert settings.import_.convert_to == "raw"
+
+
+def test_file_and_environment_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "imgworker.toml"
+    config.write_text(
+        """
+[worker]
+concurrency = 3
+[stores]
+default = "central"
+[stores.central]
+type = "file"
+path = "/srv/central"
+[stores.dcn0]
+type = "rbd"
+conf = "/etc/ceph/dcn0.conf"
+user = "glance"
+"""
+    )
+    settings = load_settings(
+        config,
+        environ={
+            "IMGWORKER_WORKER__CONCURRENCY": "8",
+            "IMGWORKER_STORES__CENTRAL__PATH": "/data/central",
+            "IMGWORKER_IMPORT__METHODS": '["web-download"]',
+            "IMGWORKER_IMPORT__CONVERT_TO": '""',
+        },
+    )
+    assert settings.worker.concurrency == 8
+    central = settings.stores.backends["central"]
+    assert isinstance(central, FileStoreConfig) and central.path == "/data/central"
+    dcn0 = settings.stores.backends["dcn0"]
+    assert isinstance(dcn0, RbdStoreConfig) and dcn0.user == "glance" and dcn0.pool == "images"
+    assert settings.import_.methods == ("web-download",)
+    assert settings.import_.convert_to == ""
+
+
+def test_config_env_variable_names_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[staging]\ndir = "/srv/staging"\n')
+    settings = load_settings(environ={"IMGWORKER_CONFIG": str(config)})
+    assert settings.staging.dir == Path("/srv/staging")
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[worker]\nconcurrency = 0\n", "worker.concurrency"),
+        ("[worker]\nbogus = 1\n", "worker.bogus"),
+        ('[stores]\ndefault = "nope"\n', "default store 'nope' is not configured"),
+        ('[stores.x]\ntype = "s3"\n', "stores"),
+        ('[import]\nmethods = ["glance-download"]\n', "unknown import methods"),
+        ("[worker]\nlease_seconds = 10\nheartbeat_seconds = 30\n", "at most half"),
+    ],
+)
+def test_errors_say_what_and_where(tmp_path: Path, toml: str, expected: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, environ={})
+    assert expected in str(caught.value)
+    assert str(config) in str(caught.value)
+
+
+def test_missing_and_broken_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_settings(tmp_path / "absent.toml", environ={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[worker\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(broken, environ={})
