@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine: installs what is needed (idempotently),
+# makes sure PostgreSQL and RabbitMQ run, starts three throwaway Ceph clusters, validates
+# deploy/, then lint, types, unit and integration tests. Exit status is the verdict.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+deploy/dev/bootstrap.sh
+
+# Services the integration tests use for real (started when down, as the machine notes say).
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+fi
+if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  rabbitmq-server -detached || true
+  for _ in $(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done
+fi
+
+echo "== lint and types"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+
+echo "== tests"
+.venv/bin/pytest -p no:cacheprovider "$@" tests
