@@ -15,6 +15,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from flows.context import ImportContext, RequestContext
 from flows.engine import FlowFailed
 from flows.errors import ImportFailed, LockLost, SafetyRefusal
@@ -47,7 +49,7 @@ class Services:
     stores: dict[str, Store]
     observer: FlowObserver
     worker_id: str
-    _engine: object = field(repr=False, default=None)
+    _engine: AsyncEngine | None = field(repr=False, default=None)
 
     @classmethod
     async def open(cls, settings: Settings, observer: FlowObserver | None = None) -> Services:
@@ -62,7 +64,7 @@ class Services:
         return cls(
             settings=settings,
             images=SqlImageRepository(sessions),
-            tasks=SqlTaskRepository(sessions),
+            tasks=SqlTaskRepository(sessions, lease_seconds=settings.worker.lease_seconds),
             stores=stores,
             observer=observer or NullObserver(),
             worker_id=settings.worker.worker_id(),
@@ -75,9 +77,8 @@ class Services:
             closer = getattr(store, "close", None)
             if closer is not None:
                 await closer()
-        dispose = getattr(self._engine, "dispose", None)
-        if dispose is not None:
-            await dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,13 +210,18 @@ async def _record_failure(
     if transient and not final_attempt:
         await services.tasks.requeue(ctx.task_id, f"will retry: {message}")
         return TaskOutcome("retry", message, reason, transient=True)
-    ours = not isinstance(error, LockLost)
-    if ours and ctx.lease is not None and not ctx.is_copy:
+    if isinstance(error, LockLost):
+        # Another task or worker holds the image now and owns its cleanup; only a task that
+        # nobody else claimed is closed here.
+        task = await services.tasks.get(ctx.task_id)
+        if task.status not in TERMINAL and task.claimed_by in (None, services.worker_id):
+            await services.tasks.fail(ctx.task_id, message)
+        return TaskOutcome("failure", message, reason, transient=False)
+    if ctx.lease is not None and not ctx.is_copy:
         await services.images.set_status(ctx.image_id, "failed")
     await services.tasks.fail(ctx.task_id, message)
-    if ours:
-        await asyncio.to_thread(remove_staging, ctx)
-        await services.images.release_lock(ctx.image_id, ctx.task_id)
+    await asyncio.to_thread(remove_staging, ctx)
+    await services.images.release_lock(ctx.image_id, ctx.task_id)
     return TaskOutcome("failure", message, reason, transient=transient)
 
 

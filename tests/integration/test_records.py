@@ -1,0 +1,185 @@
+"""The records layer against real SQLite and PostgreSQL: schema, lists, lock, claims."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import text
+
+from flows.errors import ImageStateConflict, InvalidRequest, LockLost
+from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, DataFacts
+from worker.db.engine import create_engine, create_sessionmaker
+from worker.db.images import SqlImageRepository
+from worker.db.locks import acquire_import_lock
+from worker.db.schema import current_revision, upgrade
+from worker.db.tasks import SqlTaskRepository
+
+GLANCE_TABLES = {"images", "image_properties", "image_locations", "tasks", "task_info"}
+
+
+@dataclass
+class Records:
+    images: SqlImageRepository
+    tasks: SqlTaskRepository
+    url: str
+
+
+@pytest.fixture
+async def records(database_url: str) -> AsyncIterator[Records]:
+    await upgrade(database_url)
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    try:
+        yield Records(
+            SqlImageRepository(sessions),
+            SqlTaskRepository(sessions, lease_seconds=1.0),
+            database_url,
+        )
+    finally:
+        await engine.dispose()
+
+
+async def _new_task(records: Records, image_id: str, task_id: str) -> None:
+    await records.tasks.create(
+        task_id=task_id, image_id=image_id, type="api_image_import", input={"image_id": image_id}
+    )
+
+
+async def test_upgrade_creates_glance_tables_and_is_idempotent(database_url: str) -> None:
+    assert await current_revision(database_url) is None
+    await upgrade(database_url)
+    await upgrade(database_url)
+    assert await current_revision(database_url) == "0001"
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            tables = set(await connection.run_sync(lambda c: sa_inspect(c).get_table_names()))
+            columns = await connection.run_sync(
+                lambda c: {col["name"] for col in sa_inspect(c).get_columns("image_locations")}
+            )
+    finally:
+        await engine.dispose()
+    assert GLANCE_TABLES <= tables
+    assert {"image_id", "value", "meta_data", "status", "deleted"} <= columns
+
+
+async def test_image_lifecycle_fields(records: Records) -> None:
+    image = await records.images.create(name="cirros", disk_format="qcow2", container_format="bare")
+    assert image.status == "queued"
+    await records.images.set_status(image.id, "importing")
+    await records.images.add_location(image.id, "file:///s/central/x", "central")
+    await records.images.add_location(image.id, "file:///s/central/x", "central")
+    await records.images.add_location(image.id, "file:///s/dcn0/x", "dcn0")
+    facts = DataFacts(size=10, virtual_size=20, checksum="a" * 32, os_hash_value="b" * 128)
+    await records.images.record_data(image.id, facts)
+    loaded = await records.images.get(image.id)
+    assert loaded.status == "importing"
+    assert loaded.stores == ["central", "dcn0"]
+    assert (loaded.size, loaded.virtual_size, loaded.checksum) == (10, 20, "a" * 32)
+    assert (loaded.os_hash_algo, loaded.os_hash_value) == ("sha512", "b" * 128)
+    await records.images.remove_location(image.id, "file:///s/central/x")
+    assert (await records.images.get(image.id)).stores == ["dcn0"]
+    assert [i.id for i in await records.images.list()] == [image.id]
+
+
+async def test_unknown_ids_are_named(records: Records) -> None:
+    with pytest.raises(InvalidRequest, match="image nope does not exist"):
+        await records.images.get("nope")
+    with pytest.raises(InvalidRequest, match="task nope does not exist"):
+        await records.tasks.get("nope")
+
+
+async def test_store_lists_keep_order_and_survive_concurrent_writers(records: Records) -> None:
+    image = await records.images.create(name=None, disk_format="raw", container_format="bare")
+    stores = [f"s{n}" for n in range(12)]
+    await asyncio.gather(
+        *(records.images.add_to_list(image.id, IMPORTING_TO_STORES, [s]) for s in stores)
+    )
+    current = (await records.images.get(image.id)).store_list(IMPORTING_TO_STORES)
+    assert sorted(current) == sorted(stores)
+    await asyncio.gather(
+        *(records.images.remove_from_list(image.id, IMPORTING_TO_STORES, [s]) for s in stores[:6])
+    )
+    assert (await records.images.get(image.id)).store_list(IMPORTING_TO_STORES) == [
+        s for s in current if s not in stores[:6]
+    ]
+    assert await records.images.add_to_list(image.id, FAILED_IMPORT, ["b", "a", "b"]) == ["b", "a"]
+
+
+async def test_lock_is_compare_and_swap(records: Records) -> None:
+    image = await records.images.create(name=None, disk_format="raw", container_format="bare")
+    results = await asyncio.gather(
+        *(records.images.take_lock(image.id, f"task-{n}", None) for n in range(8))
+    )
+    assert results.count(True) == 1
+    winner = f"task-{results.index(True)}"
+    assert (await records.images.get(image.id)).properties[IMPORT_LOCK] == winner
+    assert not await records.images.release_lock(image.id, "someone-else")
+    assert await records.images.release_lock(image.id, winner)
+    assert IMPORT_LOCK not in (await records.images.get(image.id)).properties
+
+
+async def test_live_lock_refused_dead_lock_taken_over(records: Records) -> None:
+    image = await records.images.create(name=None, disk_format="raw", container_format="bare")
+    await _new_task(records, image.id, "t1")
+    assert await acquire_import_lock(records.images, records.tasks, image.id, "t1", 1.0) is None
+    await records.tasks.claim("t1", "worker-a")
+    await _new_task(records, image.id, "t2")
+    with pytest.raises(ImageStateConflict, match="being imported by task t1"):
+        await acquire_import_lock(records.images, records.tasks, image.id, "t2", 1.0)
+    await asyncio.sleep(1.2)
+    preempted = await acquire_import_lock(records.images, records.tasks, image.id, "t2", 1.0)
+    assert preempted == "t1"
+    old = await records.tasks.get("t1")
+    assert old.status == "failure" and "lock preempted" in old.message
+    assert not await records.tasks.heartbeat("t1", "worker-a")
+
+
+async def test_claim_is_exclusive_until_the_lease_expires(records: Records) -> None:
+    image = await records.images.create(name=None, disk_format="raw", container_format="bare")
+    await _new_task(records, image.id, "t1")
+    await records.tasks.claim("t1", "worker-a")
+    with pytest.raises(LockLost, match="claimed by worker-a"):
+        await records.tasks.claim("t1", "worker-b")
+    assert await records.tasks.heartbeat("t1", "worker-a")
+    assert not await records.tasks.is_stale("t1")
+    await asyncio.sleep(1.2)
+    assert await records.tasks.is_stale("t1")
+    await records.tasks.claim("t1", "worker-b")
+    assert (await records.tasks.get("t1")).claimed_by == "worker-b"
+    assert not await records.tasks.heartbeat("t1", "worker-a")
+
+
+async def test_task_states_and_info(records: Records) -> None:
+    image = await records.images.create(name=None, disk_format="raw", container_format="bare")
+    await _new_task(records, image.id, "t1")
+    task = await records.tasks.get("t1")
+    assert (task.status, task.input, task.claimed_by) == ("pending", {"image_id": image.id}, None)
+    await records.tasks.claim("t1", "w")
+    await records.tasks.set_message("t1", "Copied 10 MiB")
+    assert (await records.tasks.get("t1")).message == "Copied 10 MiB"
+    await records.tasks.requeue("t1", "requeued: worker stopping")
+    requeued = await records.tasks.get("t1")
+    assert (requeued.status, requeued.claimed_by) == ("pending", None)
+    await records.tasks.claim("t1", "w2")
+    await records.tasks.succeed("t1", {"stores": ["central"]})
+    done = await records.tasks.get("t1")
+    assert (done.status, done.result, done.claimed_by) == ("success", {"stores": ["central"]}, None)
+    await records.tasks.requeue("t1", "ignored")
+    assert (await records.tasks.get("t1")).status == "success"
+    assert [t.id for t in await records.tasks.list_for_image(image.id)] == ["t1"]
+
+
+async def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/wal.db"
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            mode = (await connection.execute(text("PRAGMA journal_mode"))).scalar()
+    finally:
+        await engine.dispose()
+    assert mode == "wal"

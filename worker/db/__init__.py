@@ -1,0 +1,1 @@
+"""The records: Glance's tables on SQLAlchemy 2.0 asyncio (SQLite embedded, PostgreSQL served)."""

@@ -1,0 +1,150 @@
+"""Glance's ``images``, ``image_properties``, ``image_locations``, ``tasks`` and ``task_info``.
+
+Table and column names are Glance's, so an operator who knows Glance's schema can read these
+records. Only what the worker touches is modelled; one addition: ``tasks.claimed_by``, the
+worker holding the task (Glance runs tasks inside the API process and needs no claim).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (stored as UTC)."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the worker's tables."""
+
+
+class Image(Base):
+    """``images``: one row per image."""
+
+    __tablename__ = "images"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(30), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    disk_format: Mapped[str | None] = mapped_column(String(20))
+    container_format: Mapped[str | None] = mapped_column(String(20))
+    checksum: Mapped[str | None] = mapped_column(String(32))
+    owner: Mapped[str | None] = mapped_column(String(255))
+    min_disk: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    min_ram: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    protected: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    virtual_size: Mapped[int | None] = mapped_column(BigInteger)
+    visibility: Mapped[str] = mapped_column(String(20), default="shared", nullable=False)
+    os_hidden: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    os_hash_algo: Mapped[str | None] = mapped_column(String(64))
+    os_hash_value: Mapped[str | None] = mapped_column(String(128))
+
+    properties: Mapped[list[ImageProperty]] = relationship(
+        back_populates="image", cascade="all, delete-orphan", order_by="ImageProperty.id"
+    )
+    locations: Mapped[list[ImageLocation]] = relationship(
+        back_populates="image", cascade="all, delete-orphan", order_by="ImageLocation.id"
+    )
+
+
+class ImageProperty(Base):
+    """``image_properties``: name/value pairs of an image (unique per image)."""
+
+    __tablename__ = "image_properties"
+    __table_args__ = (
+        UniqueConstraint("image_id", "name", name="ix_image_properties_image_id_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    value: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+
+    image: Mapped[Image] = relationship(back_populates="properties")
+
+
+class ImageLocation(Base):
+    """``image_locations``: where the data lives; ``meta_data`` holds ``{"store": name}``."""
+
+    __tablename__ = "image_locations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), nullable=False, index=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+    meta_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(30), default="active", nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+
+    image: Mapped[Image] = relationship(back_populates="locations")
+
+
+class Task(Base):
+    """``tasks``: one import task (``api_image_import``)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_image_id", "image_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(30), nullable=False)
+    status: Mapped[str] = mapped_column(String(30), nullable=False)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    image_id: Mapped[str | None] = mapped_column(String(36))
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+
+    info: Mapped[TaskInfo] = relationship(
+        back_populates="task", cascade="all, delete-orphan", uselist=False, lazy="joined"
+    )
+
+
+class TaskInfo(Base):
+    """``task_info``: a task's input, result and message."""
+
+    __tablename__ = "task_info"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    input: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    message: Mapped[str | None] = mapped_column(Text)
+
+    task: Mapped[Task] = relationship(back_populates="info")

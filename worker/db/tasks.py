@@ -1,0 +1,230 @@
+"""The task repository: flows.ports.TaskRepository on ``tasks`` + ``task_info``, plus claims.
+
+A task is ``pending`` until a worker claims it (``processing``, ``claimed_by``), and ends
+``success`` or ``failure``. The claim is a compare-and-swap: a worker may claim a task that is
+unclaimed, already its own, or whose holder has not heartbeated (``updated_at``) within the
+lease — so two deliveries of one message never run the same task at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from flows.errors import InvalidRequest, LockLost
+from flows.records import TaskRecord
+from worker.db.models import Task, TaskInfo, utcnow
+
+T = TypeVar("T")
+
+PENDING = "pending"
+PROCESSING = "processing"
+TERMINAL = ("success", "failure")
+
+
+class SqlTaskRepository:
+    """Tasks and their info."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, lease_seconds: float = 300.0
+    ) -> None:
+        self._sessions = sessions
+        self._lease = timedelta(seconds=lease_seconds)
+
+    async def _in_transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self._sessions() as session, session.begin():
+            return await work(session)
+
+    async def create(
+        self,
+        *,
+        task_id: str,
+        image_id: str,
+        type: str,
+        input: dict[str, Any],
+        owner: str | None = None,
+        user_id: str | None = None,
+        request_id: str | None = None,
+    ) -> TaskRecord:
+        """Record a new ``pending`` task."""
+
+        async def work(session: AsyncSession) -> TaskRecord:
+            task = Task(
+                id=task_id,
+                type=type,
+                status=PENDING,
+                image_id=image_id,
+                owner=owner,
+                user_id=user_id,
+                request_id=request_id,
+                info=TaskInfo(input=input, result=None, message=""),
+            )
+            session.add(task)
+            await session.flush()
+            return _snapshot(task)
+
+        return await self._in_transaction(work)
+
+    async def get(self, task_id: str) -> TaskRecord:
+        """Return the task, or raise :class:`InvalidRequest` naming the unknown id."""
+
+        async def work(session: AsyncSession) -> TaskRecord:
+            return _snapshot(await _load(session, task_id))
+
+        return await self._in_transaction(work)
+
+    async def list_for_image(self, image_id: str) -> list[TaskRecord]:
+        """The image's tasks, oldest first."""
+
+        async def work(session: AsyncSession) -> list[TaskRecord]:
+            rows = await session.scalars(
+                select(Task).where(Task.image_id == image_id).order_by(Task.created_at, Task.id)
+            )
+            return [_snapshot(task) for task in rows.unique()]
+
+        return await self._in_transaction(work)
+
+    async def claim(self, task_id: str, worker_id: str) -> None:
+        """Claim the task for ``worker_id`` or raise :class:`LockLost` if a live worker has it."""
+        stale_before = utcnow() - self._lease
+
+        async def work(session: AsyncSession) -> bool:
+            result = await session.execute(
+                update(Task)
+                .where(
+                    Task.id == task_id,
+                    Task.status.in_((PENDING, PROCESSING)),
+                    or_(
+                        Task.claimed_by.is_(None),
+                        Task.claimed_by == worker_id,
+                        and_(Task.status == PROCESSING, Task.updated_at < stale_before),
+                        Task.status == PENDING,
+                    ),
+                )
+                .values(status=PROCESSING, claimed_by=worker_id, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+        if not await self._in_transaction(work):
+            task = await self.get(task_id)
+            raise LockLost(
+                f"task {task_id} is {task.status}, claimed by {task.claimed_by or 'nobody'}; "
+                "not claimed again"
+            )
+
+    async def heartbeat(self, task_id: str, worker_id: str) -> bool:
+        """Stamp ``updated_at`` while ``worker_id`` holds the claim; tell whether it does."""
+
+        async def work(session: AsyncSession) -> bool:
+            result = await session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.status == PROCESSING, Task.claimed_by == worker_id)
+                .values(updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+        return await self._in_transaction(work)
+
+    async def is_stale(self, task_id: str, lease_seconds: float | None = None) -> bool:
+        """Tell whether the task is unfinished and nobody heartbeated it within the lease.
+
+        A ``pending`` task (enqueued, no worker yet) gets twice the lease, as Glance gives a
+        pending task's lock twice as long: a queue backlog must not look like a dead worker.
+        """
+        lease = self._lease if lease_seconds is None else timedelta(seconds=lease_seconds)
+        task = await self._row(task_id)
+        if task.status in TERMINAL:
+            return False
+        if task.status == PENDING:
+            lease *= 2
+        updated = _aware(task.updated_at)
+        return updated < utcnow() - lease
+
+    async def set_message(self, task_id: str, message: str) -> None:
+        """Replace the task's message."""
+        await self._set(task_id, message=message)
+
+    async def succeed(self, task_id: str, result: dict[str, object]) -> None:
+        """Mark the task ``success`` with ``result``."""
+        await self._set(task_id, status="success", result=dict(result), message="")
+
+    async def fail(self, task_id: str, message: str) -> None:
+        """Mark the task ``failure`` with ``message``."""
+        await self._set(task_id, status="failure", message=message)
+
+    async def requeue(self, task_id: str, message: str) -> None:
+        """Put an unfinished task back to ``pending`` (unclaimed) to be run again."""
+
+        async def work(session: AsyncSession) -> None:
+            task = await _load(session, task_id)
+            if task.status in TERMINAL:
+                return
+            task.status = PENDING
+            task.claimed_by = None
+            task.updated_at = utcnow()
+            task.info.message = message
+
+        await self._in_transaction(work)
+
+    async def _row(self, task_id: str) -> Task:
+        async def work(session: AsyncSession) -> Task:
+            return await _load(session, task_id)
+
+        return await self._in_transaction(work)
+
+    async def _set(
+        self,
+        task_id: str,
+        *,
+        status: str | None = None,
+        result: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> None:
+        async def work(session: AsyncSession) -> None:
+            task = await _load(session, task_id)
+            if status is not None:
+                task.status = status
+                if status in TERMINAL:
+                    task.claimed_by = None
+            task.updated_at = utcnow()
+            if result is not None:
+                task.info.result = result
+            if message is not None:
+                task.info.message = message
+
+        await self._in_transaction(work)
+
+
+async def _load(session: AsyncSession, task_id: str) -> Task:
+    task = await session.scalar(select(Task).where(Task.id == task_id))
+    if task is None:
+        raise InvalidRequest(f"task {task_id} does not exist")
+    return task
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _snapshot(task: Task) -> TaskRecord:
+    info = task.info
+    return TaskRecord(
+        id=task.id,
+        type=task.type,
+        status=task.status,
+        image_id=task.image_id,
+        owner=task.owner,
+        request_id=task.request_id,
+        user_id=task.user_id,
+        claimed_by=task.claimed_by,
+        input=dict(info.input) if info and info.input else None,
+        result=dict(info.result) if info and info.result else None,
+        message=(info.message or "") if info else "",
+    )
