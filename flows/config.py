@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flows.policy import SafetyPolicy
 from flows.request import METHODS
+from flows.signing.config import SignatureSettings
 from flows.sparse import DEFAULT_CHUNK_SIZE
 
 
@@ -29,3 +30,9 @@ class FlowSettings:
     progress_seconds: float = 2.0
     #: Safety limits and checks.
     safety: SafetyPolicy = field(default_factory=SafetyPolicy)
+    #: Signature verification.
+    signature: SignatureSettings = field(default_factory=SignatureSettings)
+    #: Properties added to every imported image (Glance's ``inject_image_metadata``).
+    inject_properties: dict[str, str] = field(default_factory=dict)
+    #: Users with one of these roles are exempt from the injection.
+    inject_ignore_roles: tuple[str, ...] = ("admin",)

@@ -18,15 +18,16 @@ from flows.steps.verify import VerifySignatureStep
 def build_import_flow(ctx: ImportContext, targets: list[str]) -> Flow[ImportContext]:
     """The steps of ``ctx.request`` writing to ``targets`` (already resolved and checked).
 
-    copy-image only moves data that was imported before: it runs no inspection, signature,
+    The signature is verified over the bits exactly as staged (before decompression and
+    conversion), as the signer produced them. copy-image only moves data that was imported before: it runs no inspection, signature,
     metadata or conversion step, and never changes the image's status.
     """
     steps: list[Step[ImportContext]] = [LockStep(targets), StageStep()]
     if not ctx.is_copy:
         steps += [
+            VerifySignatureStep(),
             DecompressStep(),
             InspectStep(),
-            VerifySignatureStep(),
             InjectMetadataStep(),
             ConvertStep(),
         ]

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from flows.config import FlowSettings
 from flows.policy import SafetyPolicy
 from flows.request import METHODS
+from flows.signing.config import SignatureSettings
 from flows.stores.file import FileStoreConfig
 from flows.stores.rbd_config import RbdStoreConfig
 
@@ -108,15 +109,26 @@ class ImportSettings(_Section):
         return self
 
 
+def _default_backends() -> dict[str, FileStoreConfig | RbdStoreConfig]:
+    return {"default": FileStoreConfig(type="file", path="./stores/default")}
+
+
+class InjectMetadataSettings(_Section):
+    """``[inject_metadata]``: Glance's ``inject_image_metadata`` plugin."""
+
+    #: Properties set on every imported image.
+    properties: dict[str, str] = Field(default_factory=dict)
+    #: Requesters with one of these roles are exempt.
+    ignore_user_roles: tuple[str, ...] = ("admin",)
+
+
 class StoresSettings(BaseModel):
     """``[stores]``: ``default = NAME`` plus one ``[stores.NAME]`` table per store."""
 
     model_config = ConfigDict(frozen=True)
 
     default: str = "default"
-    backends: dict[str, StoreConfig] = Field(
-        default_factory=lambda: {"default": FileStoreConfig(type="file", path="./stores/default")}
-    )
+    backends: dict[str, StoreConfig] = Field(default_factory=_default_backends)
 
     @model_validator(mode="before")
     @classmethod
@@ -151,6 +163,8 @@ class Settings(BaseModel):
     import_: ImportSettings = Field(default=ImportSettings(), alias="import")
     stores: StoresSettings = StoresSettings()
     safety: SafetyPolicy = SafetyPolicy()
+    signature: SignatureSettings = SignatureSettings()
+    inject_metadata: InjectMetadataSettings = InjectMetadataSettings()
 
     def flow_settings(self) -> FlowSettings:
         """The subset a flow runs with."""
@@ -162,6 +176,9 @@ class Settings(BaseModel):
             lease_seconds=self.worker.lease_seconds,
             heartbeat_seconds=self.worker.heartbeat_seconds,
             safety=self.safety,
+            signature=self.signature,
+            inject_properties=dict(self.inject_metadata.properties),
+            inject_ignore_roles=self.inject_metadata.ignore_user_roles,
         )
 
 

@@ -1,0 +1,27 @@
+"""How signatures are verified: where certificates come from and which CAs are trusted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureSettings:
+    """``[signature]``: the key manager holding certificates and the trust requirements."""
+
+    #: ``directory`` (PEM files named ``<uuid>.pem``) or ``barbican``.
+    key_manager: str = "directory"
+    #: The directory of certificates for the ``directory`` key manager.
+    certificate_dir: Path = Path("/etc/imgworker/certificates")
+    #: Directory of CA certificates; when set, a signing certificate must chain to one of them.
+    trust_store_dir: Path | None = None
+    #: Barbican's endpoint (``https://barbican.example:9311``) and how to authenticate.
+    barbican_url: str = ""
+    barbican_token: str = ""
+    #: Keystone v3 application credential, used when no token is configured.
+    keystone_url: str = ""
+    application_credential_id: str = ""
+    application_credential_secret: str = ""
+    #: Images without ``img_signature`` are refused when true.
+    require_signature: bool = False
