@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from flows.context import ImportContext
+from flows.errors import LockLost
 from flows.hashing import compute_data_facts
 from flows.inspector import inspect_file, qemu_format
 from flows.qemu import QemuLimits, qemu_convert
@@ -57,5 +58,7 @@ class ConvertStep:
             ctx.data_facts.cancel()
             await asyncio.gather(ctx.data_facts, return_exceptions=True)
             ctx.data_facts = None
+        if isinstance(error, LockLost):
+            return  # the staging files now belong to the task holding the image
         if ctx.settings.convert_to:
             ctx.staging_file(f".{ctx.settings.convert_to}").unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import logging
 
 from flows.context import ImportContext
 from flows.decompression import decompress, detect_compression
+from flows.errors import LockLost
 from flows.threads import run_stoppable
 
 log = logging.getLogger(__name__)
@@ -37,4 +38,6 @@ class DecompressStep:
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
         """Remove the decompressed copy."""
+        if isinstance(error, LockLost):
+            return  # the staging files now belong to the task holding the image
         ctx.staging_file(SUFFIX).unlink(missing_ok=True)

@@ -53,6 +53,8 @@ class LockStep:
         """Stop the heartbeat and take every unfinished target off the importing list."""
         if ctx.lease is not None:
             await ctx.lease.stop()
+        if isinstance(error, LockLost):
+            return  # the lists now belong to the task holding the image
         if ctx.targets:
             await ctx.images.remove_from_list(ctx.image_id, IMPORTING_TO_STORES, ctx.targets)
 

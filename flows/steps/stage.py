@@ -6,7 +6,7 @@ import asyncio
 import shutil
 
 from flows.context import ImportContext
-from flows.errors import StagingError
+from flows.errors import LockLost, StagingError
 from flows.request import COPY_IMAGE, GLANCE_DIRECT
 from flows.sources.copy_image import copy_to_staging, pick_source
 from flows.sources.glance_direct import staged_upload
@@ -49,6 +49,8 @@ class StageStep:
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
         """Remove downloaded or copied bits; an upload stays for a retry (the runner decides)."""
+        if isinstance(error, LockLost):
+            return  # the staging files now belong to the task holding the image
         if ctx.request.method != GLANCE_DIRECT:
             ctx.staging_file().unlink(missing_ok=True)
 

@@ -79,7 +79,13 @@ class StoreStep:
         await ctx.images.add_to_list(ctx.image_id, FAILED_IMPORT, [self.store])
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
-        """Delete the data this step wrote and forget its location."""
+        """Delete the data this step wrote and forget its location.
+
+        Not after :class:`LockLost`: the task that took the image over discards and rewrites
+        this store itself, and the location may by now name its data.
+        """
+        if isinstance(error, LockLost):
+            return
         url = ctx.written.pop(self.store, None)
         if url is not None:
             await ctx.stores[self.store].delete(url)
