@@ -1,0 +1,184 @@
+"""The worker's HTTP endpoints: /metrics, /livez, /readyz and POST /drain (docs/metrics.md).
+
+The daemon owns the state (:class:`Health`) and the actions (the database probe, the drain);
+this module only answers requests about them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from flows.errors import TerminalError
+from flows.qemu import qemu_img_path
+from worker.daemon.metrics import Metrics
+from worker.settings import Settings
+
+#: How long /readyz waits for the database before calling it unreachable.
+DATABASE_TIMEOUT_SECONDS: Final = 3.0
+
+
+@dataclass
+class Health:
+    """What the daemon tells readiness: set by the consumer and the drain."""
+
+    consumer_attached: bool = False
+    draining: bool = False
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[::1]:9480`` for IPv6) into its parts."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(
+            f"[worker] http = {value!r} is not host:port; write it like 127.0.0.1:9480"
+        )
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+async def start_http(
+    settings: Settings,
+    metrics: Metrics,
+    health: Health,
+    check_database: Callable[[], Awaitable[None]],
+    on_drain: Callable[[], None],
+) -> web.AppRunner:
+    """Serve the endpoints on ``[worker] http``; stop them with ``await runner.cleanup()``.
+
+    ``check_database`` raises when the database does not answer; ``on_drain`` starts a
+    graceful drain and returns at once.
+    """
+    host, port = parse_address(settings.worker.http)
+    endpoints = _Endpoints(settings, metrics, health, check_database, on_drain)
+    app = web.Application()
+    app.add_routes(
+        [
+            web.get("/metrics", endpoints.metrics),
+            web.get("/livez", endpoints.livez),
+            web.get("/readyz", endpoints.readyz),
+            web.post("/drain", endpoints.drain),
+        ]
+    )
+    # Probes and scrapes every few seconds would drown the task logs.
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+def bound_address(runner: web.AppRunner) -> tuple[str, int]:
+    """The host and port the server listens on (the real port when configured as 0)."""
+    if not runner.addresses:
+        raise RuntimeError("the HTTP server is not listening; call start_http first")
+    address = runner.addresses[0]
+    return str(address[0]), int(address[1])
+
+
+class _Endpoints:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        health: Health,
+        check_database: Callable[[], Awaitable[None]],
+        on_drain: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._health = health
+        self._check_database = check_database
+        self._on_drain = on_drain
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        # Collectors stat the staging directory, which can block on a sick file system.
+        body = await asyncio.to_thread(generate_latest, self._metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def livez(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        problems = await self._readiness_problems()
+        if problems:
+            return web.Response(status=503, text="".join(f"{line}\n" for line in problems))
+        return web.Response(text="ready\n")
+
+    async def drain(self, request: web.Request) -> web.Response:
+        self._on_drain()
+        return web.Response(status=202, text="draining\n")
+
+    async def _readiness_problems(self) -> list[str]:
+        # Draining is final and says all; no need to probe the database while stopping.
+        if self._health.draining:
+            return ["draining"]
+        problems = [] if self._health.consumer_attached else ["consumer not attached"]
+        database, local = await asyncio.gather(
+            self._database_problem(),
+            asyncio.to_thread(
+                local_problems,
+                self._settings.staging.dir,
+                self._settings.safety.staging_min_free_bytes,
+            ),
+        )
+        if database:
+            problems.append(database)
+        return problems + local
+
+    async def _database_problem(self) -> str | None:
+        try:
+            await asyncio.wait_for(self._check_database(), DATABASE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            return f"database unreachable: no answer within {DATABASE_TIMEOUT_SECONDS:g} s"
+        except Exception as exc:
+            return f"database unreachable: {_one_line(exc)}"
+        return None
+
+
+def local_problems(staging_dir: Path, min_free_bytes: int) -> list[str]:
+    """What stops this host from importing: the staging directory and qemu-img (blocking)."""
+    problems = []
+    staging = staging_problem(staging_dir, min_free_bytes)
+    if staging:
+        problems.append(staging)
+    try:
+        qemu_img_path()
+    except TerminalError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def staging_problem(staging_dir: Path, min_free_bytes: int) -> str | None:
+    """Why ``staging_dir`` cannot take an image now, or ``None`` (blocking)."""
+    if not staging_dir.exists():
+        return f"staging directory {staging_dir} is missing; create it or change [staging] dir"
+    if not staging_dir.is_dir():
+        return f"staging directory {staging_dir} is not a directory; change [staging] dir"
+    try:
+        with tempfile.TemporaryFile(dir=staging_dir, prefix=".readyz-"):
+            pass
+    except OSError as exc:
+        return f"staging directory {staging_dir} is not writable: {exc.strerror or exc}"
+    free = shutil.disk_usage(staging_dir).free
+    if free < min_free_bytes:
+        return (
+            f"staging directory {staging_dir} has {free} bytes free, below "
+            f"[safety] staging_min_free_bytes = {min_free_bytes}; free space or move it"
+        )
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
