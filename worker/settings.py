@@ -16,7 +16,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flows.config import FlowSettings
 from flows.policy import SafetyPolicy
@@ -24,6 +31,7 @@ from flows.request import METHODS
 from flows.signing.config import SignatureSettings
 from flows.stores.file import FileStoreConfig
 from flows.stores.rbd_config import RbdStoreConfig
+from worker.address import parse_address
 
 ENV_PREFIX = "IMGWORKER_"
 CONFIG_ENV = "IMGWORKER_CONFIG"
@@ -71,6 +79,12 @@ class WorkerSettings(_Section):
     http: str = "127.0.0.1:9480"
     #: This worker's id in task claims (default: host name and process id).
     id: str = ""
+
+    @field_validator("http")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        parse_address(value)
+        return value
 
     @model_validator(mode="after")
     def _heartbeat_under_lease(self) -> WorkerSettings:

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flows.errors import TerminalError
 from flows.qemu import qemu_img_path
+from worker.address import parse_address
 from worker.daemon.metrics import Metrics
 from worker.settings import Settings
 
@@ -32,16 +33,6 @@ class Health:
 
     consumer_attached: bool = False
     draining: bool = False
-
-
-def parse_address(value: str) -> tuple[str, int]:
-    """Split ``host:port`` (``[::1]:9480`` for IPv6) into its parts."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(
-            f"[worker] http = {value!r} is not host:port; write it like 127.0.0.1:9480"
-        )
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 async def start_http(

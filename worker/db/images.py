@@ -118,7 +118,9 @@ class SqlImageRepository:
 
         await self._in_transaction(work)
 
-    async def add_to_list(self, image_id: str, prop: str, stores: builtins.list[str]) -> builtins.list[str]:
+    async def add_to_list(
+        self, image_id: str, prop: str, stores: builtins.list[str]
+    ) -> builtins.list[str]:
         """Append stores missing from list property ``prop``; return the new list."""
 
         def change(current: builtins.list[str]) -> builtins.list[str]:
@@ -130,7 +132,9 @@ class SqlImageRepository:
 
         return await self._change_list(image_id, prop, change)
 
-    async def remove_from_list(self, image_id: str, prop: str, stores: builtins.list[str]) -> builtins.list[str]:
+    async def remove_from_list(
+        self, image_id: str, prop: str, stores: builtins.list[str]
+    ) -> builtins.list[str]:
         """Remove stores from list property ``prop``; return the new list."""
 
         def change(current: builtins.list[str]) -> builtins.list[str]:
