@@ -1,0 +1,19 @@
+"""Choosing the key manager ``[signature] key_manager`` names."""
+
+from __future__ import annotations
+
+from flows.signing.barbican import BarbicanKeyManager
+from flows.signing.config import SignatureSettings
+from flows.signing.keys import DirectoryKeyManager, KeyManager, KeyManagerRefused
+
+
+def build_key_manager(settings: SignatureSettings) -> KeyManager:
+    """A :class:`DirectoryKeyManager` or a :class:`BarbicanKeyManager`, per the settings."""
+    if settings.key_manager == "directory":
+        return DirectoryKeyManager(settings.certificate_dir)
+    if settings.key_manager == "barbican":
+        return BarbicanKeyManager.from_settings(settings)
+    raise KeyManagerRefused(
+        f"[signature] key_manager {settings.key_manager!r} is unknown; "
+        "use 'directory' or 'barbican'"
+    )
