@@ -35,6 +35,9 @@ class SafetyPolicy:
     disallowed_ports: tuple[int, ...] = ()
     #: Allow addresses that are loopback/private/link-local (tests only; never by default).
     allow_private_addresses: bool = False
+    #: Hosts (names or IP literals) trusted to be internal: their addresses are exempt from the
+    #: private-address check (an internal mirror). Redirects away from them are checked as usual.
+    trusted_hosts: tuple[str, ...] = ()
     #: Seconds to connect, to wait between bytes, and for the whole download.
     connect_timeout: float = 30.0
     read_timeout: float = 120.0

@@ -1,0 +1,199 @@
+"""web-download: stream a URL into the staging area, checked, capped and pinned.
+
+Every hop (the URI and each redirect) passes :func:`flows.uri_filter.vet_uri` and the
+connection goes only to the addresses that passed. The body streams into a hidden file next
+to the destination in large writes made off the event loop, counted against the image size
+cap as it arrives, hashed when an expected checksum was given, and renamed into place only
+when complete; on any failure nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+from flows.errors import SafetyRefusal, SourceError, SourceUnavailable, StagingError
+from flows.policy import SafetyPolicy
+from flows.request import ExpectedChecksum
+from flows.uri_filter import display, vet_uri
+
+#: Bytes gathered before one write (and hash update) in a worker thread.
+WRITE_SIZE = 4 * 1024 * 1024
+#: Bytes asked of the socket per read.
+READ_SIZE = 1024 * 1024
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class PinnedResolver(AbstractResolver):
+    """Resolves only the hosts pinned to addresses a URI check approved."""
+
+    def __init__(self) -> None:
+        self._pins: dict[str, tuple[str, ...]] = {}
+
+    def pin(self, host: str, addresses: tuple[str, ...]) -> None:
+        """Let ``host`` resolve to ``addresses`` (and nothing else)."""
+        self._pins[host] = addresses
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """The pinned addresses of ``host``; any other host is an error."""
+        addresses = self._pins.get(host.lower().rstrip("."))
+        if not addresses:
+            raise OSError(f"host {host!r} was not checked; refusing to resolve it")
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+async def download(
+    url: str,
+    dest: Path,
+    policy: SafetyPolicy,
+    expected: ExpectedChecksum | None,
+    progress: Callable[[int], None],
+) -> None:
+    """Download ``url`` to ``dest`` (see the module docstring for every check)."""
+    partial = dest.with_name(f".{dest.name}.download")
+    try:
+        await _download(url, partial, policy, expected, progress)
+        await asyncio.to_thread(os.replace, partial, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+
+
+async def _download(
+    url: str,
+    partial: Path,
+    policy: SafetyPolicy,
+    expected: ExpectedChecksum | None,
+    progress: Callable[[int], None],
+) -> None:
+    resolver = PinnedResolver()
+    timeout = aiohttp.ClientTimeout(
+        total=policy.total_timeout,
+        sock_connect=policy.connect_timeout,
+        sock_read=policy.read_timeout,
+    )
+    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, auto_decompress=False, trust_env=False
+    ) as session:
+        current, previous = url, None
+        for _hop in range(policy.max_redirects + 1):
+            target = await vet_uri(current, policy, redirect_from=previous)
+            resolver.pin(target.host, target.addresses)
+            shown = display(target.url)
+            try:
+                async with session.get(target.url, allow_redirects=False) as response:
+                    if response.status in REDIRECTS:
+                        previous, current = current, _redirect_target(response, target.url)
+                        continue
+                    _check_status(response, shown)
+                    await _receive(response, partial, policy, expected, progress, shown)
+                    return
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise SourceUnavailable(f"{shown}: {_describe(exc)}") from exc
+        raise SourceError(f"{display(url)}: more than {policy.max_redirects} redirects; giving up")
+
+
+def _redirect_target(response: aiohttp.ClientResponse, base: URL) -> str:
+    location = response.headers.get("Location")
+    if not location:
+        raise SourceError(f"{display(base)} answered {response.status} without a Location")
+    return str(base.join(URL(location)))
+
+
+def _check_status(response: aiohttp.ClientResponse, shown: str) -> None:
+    status = response.status
+    if status == 200:
+        return
+    detail = f"{shown} answered {status} {response.reason or ''}".rstrip()
+    if status >= 500 or status in (408, 429):
+        raise SourceUnavailable(f"{detail}; will retry")
+    raise SourceError(f"{detail}; the image cannot be downloaded")
+
+
+async def _receive(
+    response: aiohttp.ClientResponse,
+    partial: Path,
+    policy: SafetyPolicy,
+    expected: ExpectedChecksum | None,
+    progress: Callable[[int], None],
+    shown: str,
+) -> None:
+    cap = policy.image_size_cap
+    announced = response.content_length
+    if announced is not None and announced > cap:
+        raise SafetyRefusal(
+            "image_size", f"{shown} announces {announced} bytes, above the image size cap {cap}"
+        )
+    hasher: Any = hashlib.new(expected.algo) if expected else None
+    fd = await asyncio.to_thread(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        total = 0
+        buffer = bytearray()
+        async for chunk in response.content.iter_chunked(READ_SIZE):
+            total += len(chunk)
+            if total > cap:
+                raise SafetyRefusal(
+                    "image_size", f"{shown} sent more than the image size cap of {cap} bytes"
+                )
+            buffer += chunk
+            if len(buffer) >= WRITE_SIZE:
+                await asyncio.to_thread(_write, fd, bytes(buffer), hasher)
+                progress(len(buffer))
+                buffer.clear()
+        if buffer:
+            await asyncio.to_thread(_write, fd, bytes(buffer), hasher)
+            progress(len(buffer))
+        if announced is not None and total != announced:
+            raise SourceUnavailable(f"{shown}: got {total} of {announced} announced bytes")
+        await asyncio.to_thread(os.fsync, fd)
+    finally:
+        await asyncio.to_thread(os.close, fd)
+    if expected is not None and hasher.hexdigest() != expected.value:
+        raise SourceError(
+            f"{shown}: {expected.algo} of the downloaded data is {hasher.hexdigest()}, "
+            f"expected {expected.value}"
+        )
+
+
+def _write(fd: int, data: bytes, hasher: Any) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        raise StagingError(f"writing the download to the staging area failed: {exc}") from exc
+    if hasher is not None:
+        hasher.update(data)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timed out (no data within the read timeout, or the total timeout passed)"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,174 @@
+"""Checking a web-download URI before any connection is made (and every redirect after).
+
+Glance's ``import_filtering_opts`` (allowed/disallowed schemes, hosts and ports) plus what
+Glance learned from its SSRF fixes: numeric host encodings are normalised before any check,
+the host name is resolved and *every* address checked (loopback, private, link-local,
+multicast, reserved and the metadata address are refused by default), and the addresses
+that passed are returned so the connection can be pinned to them — a second, different DNS
+answer cannot slip in between check and connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+
+from yarl import URL
+
+from flows.errors import SafetyRefusal, SourceUnavailable
+from flows.policy import SafetyPolicy
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+METADATA_ADDRESSES = frozenset(
+    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class VettedTarget:
+    """A URI that passed every check, with the addresses the connection may use."""
+
+    url: URL
+    host: str
+    port: int
+    addresses: tuple[str, ...]
+
+
+def display(url: URL | str) -> str:
+    """The URI for messages and logs: no credentials, no query (it may hold a token)."""
+    parsed = URL(str(url))
+    if not parsed.is_absolute():
+        return str(parsed.with_query(None))[:200]
+    return str(parsed.with_user(None).with_password(None).with_query(None).with_fragment(None))
+
+
+def normalise_host(host: str) -> IPAddress | None:
+    """The IP address a host literal denotes in any encoding, or None for a host name.
+
+    ``inet_aton`` accepts what C resolvers accept: ``2130706433``, ``0x7f000001``,
+    ``0177.0.0.1`` and ``127.1`` all mean 127.0.0.1 — so they are checked as 127.0.0.1.
+    """
+    candidate = host.strip("[]")
+    try:
+        return ipaddress.ip_address(candidate)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(candidate))
+    except OSError:
+        return None
+
+
+def is_forbidden_address(address: IPAddress) -> str | None:
+    """Why ``address`` may not be fetched from by default, or None when it is public."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address.packed[:12] == bytes(12) and int(address) > 1:
+            embedded = ipaddress.IPv4Address(address.packed[12:])  # IPv4-compatible ::a.b.c.d
+        if embedded is not None:
+            reason = is_forbidden_address(embedded)
+            return f"{reason} (embedded in {address})" if reason else None
+    if address in METADATA_ADDRESSES:
+        return "the cloud metadata address"
+    for label, flag in (
+        ("a loopback address", address.is_loopback),
+        ("an unspecified address", address.is_unspecified),
+        ("a link-local address", address.is_link_local),
+        ("a multicast address", address.is_multicast),
+        ("a private address", address.is_private),
+        ("a reserved address", address.is_reserved),
+    ):
+        if flag:
+            return label
+    if not address.is_global:
+        return "a non-public address"
+    return None
+
+
+async def vet_uri(
+    uri: str, policy: SafetyPolicy, *, redirect_from: str | None = None
+) -> VettedTarget:
+    """Check ``uri`` against ``policy``; raise :class:`SafetyRefusal` naming the rule it breaks.
+
+    ``redirect_from`` marks a redirect target: its refusals use the ``redirect`` check and
+    say where the redirect came from.
+    """
+    try:
+        return await _vet(uri, policy)
+    except SafetyRefusal as refusal:
+        if redirect_from is None:
+            raise
+        raise SafetyRefusal(
+            "redirect", f"redirect from {display(redirect_from)} refused: {refusal.message}"
+        ) from refusal
+
+
+async def _vet(uri: str, policy: SafetyPolicy) -> VettedTarget:
+    try:
+        url = URL(uri)
+    except (ValueError, TypeError) as exc:
+        raise SafetyRefusal("uri_scheme", f"{uri[:200]!r} is not a valid URI: {exc}") from exc
+    shown = display(url)
+    scheme = (url.scheme or "").lower()
+    if not scheme or (policy.allowed_schemes and scheme not in policy.allowed_schemes):
+        allowed = ", ".join(policy.allowed_schemes) or "none"
+        raise SafetyRefusal(
+            "uri_scheme",
+            f"{shown}: scheme {scheme or '(none)'!r} is not allowed (allowed: {allowed})",
+        )
+    if scheme in policy.disallowed_schemes:
+        raise SafetyRefusal("uri_scheme", f"{shown}: scheme {scheme!r} is disallowed")
+    if url.user is not None or url.password is not None:
+        raise SafetyRefusal(
+            "uri_host", f"{shown}: credentials in the URI are refused (they would be logged)"
+        )
+    host = (url.raw_host or "").lower().rstrip(".")
+    if not host:
+        raise SafetyRefusal("uri_host", f"{shown}: the URI names no host")
+    literal = normalise_host(host)
+    names = {host} | ({str(literal)} if literal is not None else set())
+    allowed_hosts = {h.lower() for h in policy.allowed_hosts}
+    if allowed_hosts and not names & allowed_hosts:
+        raise SafetyRefusal("uri_host", f"{shown}: host {host!r} is not in the allowed hosts")
+    if names & {h.lower() for h in policy.disallowed_hosts}:
+        raise SafetyRefusal("uri_host", f"{shown}: host {host!r} is disallowed")
+    port = url.explicit_port or DEFAULT_PORTS.get(scheme)
+    if port is None:
+        raise SafetyRefusal("uri_port", f"{shown}: no port given and none known for {scheme!r}")
+    if policy.allowed_ports and port not in policy.allowed_ports:
+        allowed = ", ".join(str(p) for p in policy.allowed_ports)
+        raise SafetyRefusal("uri_port", f"{shown}: port {port} is not allowed (allowed: {allowed})")
+    if port in policy.disallowed_ports:
+        raise SafetyRefusal("uri_port", f"{shown}: port {port} is disallowed")
+    addresses = [literal] if literal is not None else await _resolve(host, port, shown)
+    trusted = bool(names & {h.lower() for h in policy.trusted_hosts})
+    if not (policy.allow_private_addresses or trusted):
+        for address in addresses:
+            reason = is_forbidden_address(address)
+            if reason:
+                raise SafetyRefusal(
+                    "uri_address",
+                    f"{shown}: host {host!r} resolves to {address}, {reason}; "
+                    "downloads from internal addresses are refused",
+                )
+    return VettedTarget(url=url, host=host, port=port, addresses=tuple(str(a) for a in addresses))
+
+
+async def _resolve(host: str, port: int, shown: str) -> list[IPAddress]:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise SourceUnavailable(f"{shown}: cannot resolve host {host!r}: {exc.strerror}") from exc
+    found: list[IPAddress] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address not in found:
+            found.append(address)
+    if not found:
+        raise SourceUnavailable(f"{shown}: host {host!r} has no address")
+    return found
