@@ -159,3 +159,29 @@ def write_sparse(
         if progress:
             progress(segment.length, 0)
     return written, skipped
+
+
+#: Granularity at which :func:`split_zero_runs` looks for zeros inside a data chunk.
+ZERO_BLOCK = 64 * 1024
+
+
+def split_zero_runs(offset: int, data: bytes, block: int = ZERO_BLOCK) -> Iterator[Segment]:
+    """Yield ``data`` (found at ``offset``) as data segments and zero runs of whole blocks.
+
+    For sources that only know allocation coarsely (an RBD object, a decompressed stream):
+    a chunk that is half zeros should not cost a write of those zeros.
+    """
+    view = memoryview(data)
+    start = 0
+    while start < len(view):
+        end = min(start + block, len(view))
+        zero = is_all_zero(view[start:end])
+        run_end = end
+        while run_end < len(view):
+            next_end = min(run_end + block, len(view))
+            if is_all_zero(view[run_end:next_end]) != zero:
+                break
+            run_end = next_end
+        piece = None if zero else bytes(view[start:run_end])
+        yield Segment(offset + start, run_end - start, piece)
+        start = run_end

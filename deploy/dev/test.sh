@@ -15,6 +15,9 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
   for _ in $(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done
 fi
 
+# Ceph's daemons and bindings (the tests start and stop their own throwaway clusters).
+deploy/dev/ceph-install.sh
+
 echo "== lint and types"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
