@@ -46,6 +46,9 @@ pid file = $dir/run/\$name.pid
 mon data = $dir/mon/\$name
 osd data = $dir/osd/\$name
 ms bind ipv6 = false
+# Snapshot ids come from the monitor through paxos, which batches proposals for 1 s by
+# default: every snapshot create/remove would wait for it. A one-node test mon need not.
+paxos propose interval = 0.01
 CONF
   ceph-mon -c "$conf" --mkfs -i a --fsid "$fsid" --mon-data "$dir/mon/mon.a" >/dev/null 2>&1
   ceph-mon -c "$conf" -i a --public-addr "v2:127.0.0.1:$port"

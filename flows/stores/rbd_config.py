@@ -26,7 +26,7 @@ class RbdStoreConfig:
     #: Skip all-zero chunks (thin provisioning).
     thin_provisioning: bool = True
     #: Writes kept in flight at once.
-    writes_in_flight: int = 4
+    writes_in_flight: int = 8
     #: Seconds to reach the cluster, and for one operation, before the store counts as failed.
     connect_timeout: float = 10.0
     operation_timeout: float = 60.0
