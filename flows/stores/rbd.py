@@ -112,6 +112,11 @@ class RbdStore:
             self._cluster = cluster
             return cluster
 
+    async def connect(self) -> str:
+        """Connect now (instead of at the first operation); return the cluster's fsid."""
+        await self._run("connecting", lambda stop: self._connect())
+        return str(self._fsid)
+
     async def close(self) -> None:
         """Disconnect from the cluster."""
         cluster, self._cluster = self._cluster, None

@@ -145,7 +145,7 @@ async def test_a_dead_site_fails_within_the_timeouts_and_leaves_nothing(
     store = _store("dcn0", cluster, operation_timeout=3)
     image_id = str(uuid.uuid4())
     try:
-        await store.exists(f"rbd://{cluster.fsid}/images/warmup/snap")  # connect first
+        assert await store.connect() == cluster.fsid
         with cluster.osd_paused(), pytest.raises(StoreWriteFailed) as failed:
             await store.add(image_id, SparseFileReader(source))
         assert failed.value.store == "dcn0"
