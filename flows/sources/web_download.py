@@ -177,7 +177,8 @@ async def _receive(
         await asyncio.to_thread(os.close, fd)
     if expected is not None and hasher.hexdigest() != expected.value:
         raise SourceError(
-            f"{shown}: {expected.algo} of the downloaded data is {hasher.hexdigest()}, "
+            f"{shown}: checksum mismatch: {expected.algo} of the downloaded data is "
+            f"{hasher.hexdigest()}, "
             f"expected {expected.value}"
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flows.context import ImportContext
-from flows.errors import LockLost
+from flows.errors import LockLost, StoreWriteFailed
 from flows.lease import Lease
 from flows.preconditions import check_can_start
 from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, ImageRecord
@@ -69,4 +69,9 @@ async def _clear_previous_attempt(ctx: ImportContext, image: ImageRecord) -> Non
                 await store.delete(location.url)
             await ctx.images.remove_location(ctx.image_id, location.url)
     for name in ctx.targets:
-        await ctx.stores[name].discard(ctx.image_id)
+        try:
+            await ctx.stores[name].discard(ctx.image_id)
+        except StoreWriteFailed as exc:
+            # An unreachable store must not fail the whole import here: its own write step
+            # fails (or, with allow-failure, is skipped) with the same reason.
+            log.warning("could not clear %s before writing: %s", name, exc)

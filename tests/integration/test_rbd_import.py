@@ -44,7 +44,7 @@ def settings(tmp_path: Path, clusters: dict[str, Cluster]) -> Settings:
             "connect_timeout": 5,
             "operation_timeout": 4,
         }
-    return make_settings(tmp_path, stores=tuple(STORES), **{"stores": stores})
+    return make_settings(tmp_path, store_section=stores)
 
 
 @pytest.fixture

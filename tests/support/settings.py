@@ -13,9 +13,13 @@ def make_settings(
     *,
     stores: tuple[str, ...] = ("central", "dcn0", "dcn1"),
     database_url: str | None = None,
+    store_section: dict[str, Any] | None = None,
     **sections: dict[str, Any],
 ) -> Settings:
-    """Settings with file stores ``root/stores/<name>``, staging ``root/staging``, SQLite."""
+    """Settings with file stores ``root/stores/<name>``, staging ``root/staging``, SQLite.
+
+    ``store_section`` replaces the whole ``[stores]`` section (rbd stores, ...).
+    """
     data: dict[str, Any] = {
         "database": {"url": database_url or f"sqlite+aiosqlite:///{root / 'imgworker.db'}"},
         "staging": {"dir": str(root / "staging")},
@@ -30,6 +34,8 @@ def make_settings(
             "staging_min_free_bytes": 0,
         },
     }
+    if store_section is not None:
+        data["stores"] = store_section
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
     return Settings.model_validate(data)
