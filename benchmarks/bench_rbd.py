@@ -91,11 +91,12 @@ def allocation(conf: str, name: str) -> tuple[int, int]:
     )
     used = max(int(entry["used_size"]) for entry in report["images"])
     extents: list[int] = []
-    with rados.Rados(conffile=conf) as cluster, cluster.open_ioctx("images") as ioctx:
-        with rbd.Image(ioctx, name, read_only=True) as image:
-            image.diff_iterate(
-                0, image.size(), None, lambda o, n, e: extents.append(n) if e else None
-            )
+    with (
+        rados.Rados(conffile=conf) as cluster,
+        cluster.open_ioctx("images") as ioctx,
+        rbd.Image(ioctx, name, read_only=True) as image,
+    ):
+        image.diff_iterate(0, image.size(), None, lambda o, n, e: extents.append(n) if e else None)
     return used, sum(extents)
 
 

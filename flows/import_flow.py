@@ -19,8 +19,9 @@ def build_import_flow(ctx: ImportContext, targets: list[str]) -> Flow[ImportCont
     """The steps of ``ctx.request`` writing to ``targets`` (already resolved and checked).
 
     The signature is verified over the bits exactly as staged (before decompression and
-    conversion), as the signer produced them. copy-image only moves data that was imported before: it runs no inspection, signature,
-    metadata or conversion step, and never changes the image's status.
+    conversion), as the signer produced them. copy-image only moves data that was imported
+    before: it runs no inspection, signature, metadata or conversion step, and never changes
+    the image's status.
     """
     steps: list[Step[ImportContext]] = [LockStep(targets), StageStep()]
     if not ctx.is_copy:

@@ -89,7 +89,8 @@ async def test_download_is_byte_exact_and_counted(server: str, tmp_path: Path) -
 async def test_checksum_mismatch_is_refused_and_nothing_left(server: str, tmp_path: Path) -> None:
     wrong = ExpectedChecksum("md5", "0" * 32)
     with pytest.raises(
-        SourceError, match=r"checksum mismatch: md5 of the downloaded data is [0-9a-f]{32}, expected 0+"
+        SourceError,
+        match=r"checksum mismatch: md5 of the downloaded data is [0-9a-f]{32}, expected 0+",
     ):
         await download(f"{server}/image", tmp_path / "img", POLICY, wrong, lambda n: None)
     assert _leftovers(tmp_path) == []
