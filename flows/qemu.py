@@ -26,6 +26,9 @@ class QemuImageInfo:
     format: str
     virtual_size: int
     actual_size: int | None
+    #: A backing file or external data file qemu-img found (both refused).
+    backing_file: str | None = None
+    data_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,8 @@ async def qemu_info(path: Path, fmt: str, limits: QemuLimits) -> QemuImageInfo:
         format=str(data["format"]),
         virtual_size=int(data["virtual-size"]),
         actual_size=int(data["actual-size"]) if "actual-size" in data else None,
+        backing_file=data.get("backing-filename") or data.get("full-backing-filename"),
+        data_file=(data.get("format-specific", {}).get("data", {}) or {}).get("data-file"),
     )
 
 

@@ -28,6 +28,9 @@ async def run_stoppable(work: Callable[[threading.Event], T]) -> T:
     """
     stop = threading.Event()
     future = asyncio.get_running_loop().run_in_executor(None, work, stop)
+    # Mark the outcome retrieved whatever happens to the caller: after a cancellation the
+    # work's Stopped is expected, and asyncio would otherwise log it as never retrieved.
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
