@@ -22,7 +22,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.imgworker-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q -U pip
-  .venv/bin/pip install -q -e '.[test]'
+  log=.venv/install.log
+  if ! { .venv/bin/pip install -q -U pip && .venv/bin/pip install -q -e '.[test]'; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "bootstrap: installing the project failed (log above, also in $log)" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
