@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flows.context import ImportContext, RequestContext
@@ -70,6 +71,13 @@ class Services:
             worker_id=settings.worker.worker_id(),
             _engine=engine,
         )
+
+    async def ping(self) -> None:
+        """Raise unless the database answers (the readiness check)."""
+        if self._engine is None:
+            raise RuntimeError("no database engine")
+        async with self._engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         """Close store connections and the database engine."""
@@ -181,6 +189,10 @@ async def _run_flow(
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
+        if ctx.lease is not None:
+            # The heartbeat outlived successful flows and then reported the finished task
+            # as "lock preempted".
+            await ctx.lease.stop()
     result: dict[str, object] = {
         "image_id": ctx.image_id,
         "stores": list(ctx.written),

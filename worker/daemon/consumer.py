@@ -1,0 +1,252 @@
+"""Consuming task messages: one asyncio task per message, ack only at a terminal state.
+
+- QoS prefetch = ``[worker] concurrency``, so a worker never holds more messages than it runs.
+- A message that fails its checks is dead-lettered at once, with the reason recorded in the
+  dead-letter copy's headers, the log, and the task row when there is one; never retried.
+- A transient failure is retried: the message is nacked back to the queue after a backoff,
+  until the quorum queue's delivery limit; the last delivery records the failure instead.
+- A duplicate of a finished task is acknowledged without work (``run_task`` sees it).
+- On drain, running tasks are cancelled after the grace period: ``run_task`` puts the task
+  back to ``pending`` and the message is nacked for another worker.
+
+RabbitMQ's consumer timeout (30 min by default) closes a channel whose delivery stays
+unacknowledged longer; imports can take longer. The worker tolerates it (the redelivered
+copy waits for the live claim and is acked when the task ends), but operators should raise
+``consumer_timeout`` above the longest import: see docs/daemon.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import random
+import time
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from flows.errors import InvalidRequest
+from worker.daemon.http import Health
+from worker.daemon.logs import task_log_context
+from worker.daemon.messages import MessageRejected, TaskMessage, parse_message
+from worker.daemon.metrics import Metrics
+from worker.daemon.topology import declare
+from worker.runner import Services, run_task
+
+log = logging.getLogger(__name__)
+
+#: Longest wait before a retried message goes back to the queue.
+MAX_BACKOFF_SECONDS = 60.0
+
+
+class Consumer:
+    """Runs the tasks of one worker process."""
+
+    def __init__(self, services: Services, metrics: Metrics, health: Health) -> None:
+        self._services = services
+        self._metrics = metrics
+        self._health = health
+        self._connection: AbstractRobustConnection | None = None
+        self._queue: AbstractQueue | None = None
+        self._dead_letters: AbstractExchange | None = None
+        self._tag: str | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    @property
+    def running(self) -> int:
+        """Tasks running now."""
+        return len(self._running)
+
+    async def start(self) -> None:
+        """Connect (robustly: reconnects restore the channel and consumer) and consume."""
+        settings = self._services.settings
+        self._connection = await aio_pika.connect_robust(settings.broker.url, timeout=10)
+        self._connection.close_callbacks.add(self._on_close)
+        self._connection.reconnect_callbacks.add(self._on_reconnect)
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=settings.worker.concurrency)
+        _exchange, self._queue, self._dead_letters = await declare(channel, settings.broker)
+        self._tag = await self._queue.consume(self._on_message)
+        self._attached(True)
+        log.info(
+            "consuming %s with concurrency %d", settings.broker.queue, settings.worker.concurrency
+        )
+
+    def _attached(self, value: bool) -> None:
+        self._health.consumer_attached = value
+        self._metrics.consumer_attached(value)
+
+    def _on_close(self, *_args: Any) -> None:
+        log.warning("broker connection lost; reconnecting")
+        self._attached(False)
+
+    def _on_reconnect(self, *_args: Any) -> None:
+        log.info("broker connection restored")
+        self._attached(self._tag is not None)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.create_task(self._handle(message), name=f"message-{message.message_id}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        services = self._services
+        try:
+            parsed = parse_message(message.body, list(services.stores))
+            await self._check_records(parsed)
+        except MessageRejected as rejected:
+            self._metrics.task_received("unknown")
+            await self._reject(message, rejected)
+            return
+        except Exception:
+            log.exception("cannot check message %s; retrying later", message.message_id)
+            await self._retry(message, 1)
+            return
+        method = parsed.request.method
+        self._metrics.task_received(method)
+        if message.timestamp is not None:
+            sent = message.timestamp
+            if sent.tzinfo is None:
+                sent = sent.replace(tzinfo=datetime.UTC)
+            waited = (datetime.datetime.now(datetime.UTC) - sent).total_seconds()
+            self._metrics.queue_wait(method, waited)
+        returned = _delivery_count(message)
+        final = returned + 1 >= services.settings.broker.delivery_limit
+        started = time.monotonic()
+        self._metrics.in_progress.inc()
+        try:
+            with task_log_context(parsed.task_id, parsed.image_id, parsed.context.request_id):
+                outcome = await run_task(
+                    services, parsed.task_id, requester=parsed.context, final_attempt=final
+                )
+                log.info("task %s: %s: %s", parsed.task_id, outcome.status, outcome.message)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(message.nack(requeue=True))
+            raise
+        except Exception:
+            log.exception("task %s could not run; retrying later", parsed.task_id)
+            await self._retry(message, returned + 1)
+            return
+        finally:
+            self._metrics.in_progress.dec()
+        self._metrics.task_finished(
+            method, outcome.status, outcome.reason, time.monotonic() - started
+        )
+        if outcome.status == "retry":
+            await self._retry(message, returned + 1)
+        else:
+            await message.ack()
+
+    async def _check_records(self, parsed: TaskMessage) -> None:
+        tasks, images = self._services.tasks, self._services.images
+        try:
+            task = await tasks.get(parsed.task_id)
+        except InvalidRequest:
+            raise MessageRejected(
+                "missing_task", f"task {parsed.task_id} does not exist in the database"
+            ) from None
+        if task.image_id != parsed.image_id:
+            raise MessageRejected(
+                "bad_field",
+                f"the message names image {parsed.image_id} but task {task.id} is for image "
+                f"{task.image_id}",
+                parsed.task_id,
+            )
+        try:
+            await images.get(parsed.image_id)
+        except InvalidRequest:
+            raise MessageRejected(
+                "missing_image", f"image {parsed.image_id} does not exist", parsed.task_id
+            ) from None
+
+    async def _retry(self, message: AbstractIncomingMessage, delivery: int) -> None:
+        backoff = min(MAX_BACKOFF_SECONDS, 2.0**delivery) * random.uniform(0.5, 1.0)
+        await asyncio.sleep(backoff)
+        await message.nack(requeue=True)
+
+    async def _reject(self, message: AbstractIncomingMessage, rejected: MessageRejected) -> None:
+        """Dead-letter ``message`` with its reason; record the reason on the task if any."""
+        log.error("dead-lettering message %s: %s", message.message_id, rejected)
+        self._metrics.dead_lettered(rejected.reason)
+        if rejected.task_id is not None:
+            await self._fail_task(rejected)
+        try:
+            assert self._dead_letters is not None
+            headers: dict[str, Any] = dict(message.headers or {})
+            headers.update(
+                {"x-imgworker-reason": rejected.reason, "x-imgworker-detail": rejected.detail}
+            )
+            await self._dead_letters.publish(
+                aio_pika.Message(
+                    message.body,
+                    headers=headers,
+                    message_id=message.message_id,
+                    content_type=message.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key=self._services.settings.broker.routing_key,
+            )
+            await message.ack()
+        except Exception:
+            log.exception("could not copy the message to the dead-letter exchange")
+            await message.reject(requeue=False)  # the broker dead-letters it (x-death)
+
+    async def _fail_task(self, rejected: MessageRejected) -> None:
+        assert rejected.task_id is not None
+        tasks, images = self._services.tasks, self._services.images
+        try:
+            task = await tasks.get(rejected.task_id)
+        except Exception:
+            return
+        if task.status in ("success", "failure"):
+            return
+        with contextlib.suppress(Exception):
+            await tasks.fail(task.id, f"rejected: {rejected.reason}: {rejected.detail}")
+            if task.image_id is not None:
+                await images.release_lock(task.image_id, task.id)
+
+    async def stop_consuming(self) -> None:
+        """Stop taking new messages (the first step of a drain)."""
+        if self._queue is not None and self._tag is not None:
+            with contextlib.suppress(Exception):
+                await self._queue.cancel(self._tag)
+        self._tag = None
+        self._attached(False)
+
+    async def drain(self, grace: float) -> None:
+        """Stop consuming, give running tasks ``grace`` seconds, then requeue the rest."""
+        await self.stop_consuming()
+        if self._running:
+            log.info("draining: %d task(s) running, %.0f s grace", len(self._running), grace)
+            _done, pending = await asyncio.wait(set(self._running), timeout=grace)
+            await self.cancel_running(pending)
+
+    async def cancel_running(self, tasks: set[asyncio.Task[None]] | None = None) -> None:
+        """Cancel running tasks now: each reverts, goes back to pending, and is nacked."""
+        pending = set(self._running) if tasks is None else tasks
+        if not pending:
+            return
+        log.warning("cancelling %d running task(s); they will run again elsewhere", len(pending))
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Close the broker connection."""
+        if self._connection is not None:
+            await self._connection.close()
+
+
+def _delivery_count(message: AbstractIncomingMessage) -> int:
+    """How many times the quorum queue delivered this message before (its header)."""
+    value = (message.headers or {}).get("x-delivery-count")
+    return value if isinstance(value, int) else 0
