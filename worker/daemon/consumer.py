@@ -138,6 +138,14 @@ class Consumer:
             return
         finally:
             self._metrics.in_progress.dec()
+        if not outcome.ran:
+            log.info(
+                "task %s already ended (%s): duplicate message acknowledged",
+                parsed.task_id,
+                outcome.status,
+            )
+            await message.ack()
+            return
         self._metrics.task_finished(
             method, outcome.status, outcome.reason, time.monotonic() - started
         )

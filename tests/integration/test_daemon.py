@@ -1,0 +1,368 @@
+"""The daemon against the real RabbitMQ and PostgreSQL: workers as separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aio_pika
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from flows.context import RequestContext
+from flows.records import TaskRecord
+from flows.request import ImportRequest
+from tests.support.images import MiB, make_sparse_raw
+from tests.support.services import require_tcp
+from tests.support.workers import Topology, Worker, running_workers, write_config
+from worker.daemon.client import enqueue_import, publish
+from worker.daemon.messages import TaskMessage
+from worker.runner import Services
+from worker.settings import Settings, load_settings
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
+
+AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+STORES = ["central", "dcn0"]
+
+
+@pytest.fixture
+def topology() -> Topology:
+    require_tcp("RabbitMQ", "127.0.0.1", 5672)
+    return Topology()
+
+
+@pytest.fixture
+async def source(tmp_path: Path) -> AsyncIterator[str]:
+    """A loopback server: /small.raw (1 MiB), /big.raw (384 MiB of data), /slow.raw (8 MiB
+    sent over ~4 s)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    make_sparse_raw(www / "small.raw", 2 * MiB, [(0, MiB)])
+    make_sparse_raw(www / "big.raw", 512 * MiB, [(0, 384 * MiB)])
+    slow_body = (www / "small.raw").read_bytes() * 4
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(len(slow_body))})
+        await response.prepare(request)
+        for offset in range(0, len(slow_body), MiB):
+            await response.write(slow_body[offset : offset + MiB])
+            await asyncio.sleep(0.5)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/slow.raw", slow)
+    app.router.add_static("/", www)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def cleanup_broker(topology: Topology) -> AsyncIterator[None]:
+    yield
+    connection = await aio_pika.connect(AMQP)
+    async with connection:
+        channel = await connection.channel()
+        for queue in (topology.queue, topology.dead_queue):
+            await channel.queue_delete(queue)
+        for exchange in (topology.exchange, topology.dead_exchange):
+            await channel.exchange_delete(exchange)
+
+
+async def _services(config: Path) -> Services:
+    return await Services.open(load_settings(str(config), environ={}))
+
+
+async def _enqueue(services: Services, uri: str, stores: list[str] = STORES) -> tuple[str, str]:
+    image = await services.images.create(name="it", disk_format="raw", container_format="bare")
+    request = ImportRequest(
+        method="web-download", uri=uri, stores=tuple(stores), all_stores_must_succeed=True
+    )
+    task_id = await enqueue_import(services, image_id=image.id, request=request)
+    return image.id, task_id
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.25)
+
+
+async def _terminal(services: Services, task_id: str) -> TaskRecord:
+    async def done() -> bool:
+        return (await services.tasks.get(task_id)).status in ("success", "failure")
+
+    await _until(done, 120, f"task {task_id}")
+    return await services.tasks.get(task_id)
+
+
+async def _queue_depth(queue: str) -> int:
+    connection = await aio_pika.connect(AMQP)
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+
+
+def _counter(workers: list[Worker], name: str) -> float:
+    total = 0.0
+    for worker in workers:
+        for family in text_string_to_metric_families(worker.metrics()):
+            for sample in family.samples:
+                if sample.name == name:
+                    total += sample.value
+    return total
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.usefixtures("cleanup_broker")
+async def test_three_workers_thirty_imports(
+    tmp_path: Path, postgres_url: str, topology: Topology, source: str
+) -> None:
+    config = write_config(tmp_path, postgres_url, topology)
+    services = await _services(config)
+    try:
+        with running_workers(config, tmp_path, 3) as workers:
+            enqueued = [await _enqueue(services, f"{source}/small.raw") for _ in range(30)]
+            for image_id, task_id in enqueued:
+                task = await _terminal(services, task_id)
+                assert task.status == "success", task.message
+                image = await services.images.get(image_id)
+                assert image.status == "active" and image.stores == STORES
+            assert await _queue_depth(topology.queue) == 0
+            assert _counter(workers, "imgworker_tasks_succeeded_total") == 30
+            assert _counter(workers, "imgworker_tasks_received_total") == 30
+            assert _counter(workers, "imgworker_bytes_written_total") >= 30 * 2 * MiB
+            assert _counter(workers, "imgworker_bytes_skipped_total") >= 30 * 2 * MiB - 60 * MiB
+            busy = [w for w in workers if "imported to" in w.output()]
+            assert len(busy) >= 2, "the work was not shared between workers"
+            ran = sum(w.output().count("success: imported to") for w in workers)
+            assert ran == 30
+    finally:
+        await services.close()
+
+
+@pytest.mark.usefixtures("cleanup_broker")
+async def test_malformed_messages_are_dead_lettered_with_their_reason(
+    tmp_path: Path, postgres_url: str, topology: Topology, source: str
+) -> None:
+    config = write_config(tmp_path, postgres_url, topology)
+    services = await _services(config)
+    settings: Settings = services.settings
+    try:
+        with running_workers(config, tmp_path, 1) as workers:
+            orphan_task, orphan_image = str(uuid.uuid4()), str(uuid.uuid4())
+            await services.tasks.create(
+                task_id=orphan_task, image_id=orphan_image, type="api_image_import", input={}
+            )
+            good = TaskMessage(str(uuid.uuid4()), str(uuid.uuid4()), _request(source), _ctx())
+            body = json.loads(good.to_json())
+            cases: dict[str, bytes] = {
+                "bad_json": b"{not json",
+                "bad_version": json.dumps({**body, "version": 7}).encode(),
+                "bad_field": json.dumps({**body, "task_id": "not-a-uuid"}).encode(),
+                "bad_method": json.dumps(
+                    {**body, "import_req": {"method": {"name": "teleport"}}}
+                ).encode(),
+                "unknown_store": json.dumps(
+                    {**body, "import_req": {**body["import_req"], "stores": ["mars"]}}
+                ).encode(),
+                "missing_task": good.to_json(),
+                "missing_image": json.dumps(
+                    {**body, "task_id": orphan_task, "image_id": orphan_image}
+                ).encode(),
+            }
+            connection = await aio_pika.connect(AMQP)
+            async with connection:
+                channel = await connection.channel()
+                exchange = await channel.get_exchange(topology.exchange)
+                for payload in cases.values():
+                    await exchange.publish(
+                        aio_pika.Message(payload), routing_key=settings.broker.routing_key
+                    )
+                reasons = await _dead_letter_reasons(channel, topology.dead_queue, len(cases))
+            assert sorted(reasons) == sorted(cases)
+            orphan = await services.tasks.get(orphan_task)
+            assert orphan.status == "failure" and "missing_image" in orphan.message
+            _image, task_id = await _enqueue(services, f"{source}/small.raw")
+            assert (await _terminal(services, task_id)).status == "success"
+            assert _counter(workers, "imgworker_tasks_dead_lettered_total") == len(cases)
+    finally:
+        await services.close()
+
+
+def _request(source: str) -> ImportRequest:
+    return ImportRequest(method="web-download", uri=f"{source}/small.raw")
+
+
+def _ctx() -> RequestContext:
+    return RequestContext(request_id="req-test")
+
+
+async def _dead_letter_reasons(
+    channel: aio_pika.abc.AbstractChannel, queue_name: str, expected: int
+) -> list[str]:
+    queue = await channel.declare_queue(queue_name, passive=True)
+    reasons: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(reasons) < expected and time.monotonic() < deadline:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            await asyncio.sleep(0.25)
+            continue
+        reasons.append(str((message.headers or {}).get("x-imgworker-reason")))
+    return reasons
+
+
+@pytest.mark.usefixtures("cleanup_broker")
+async def test_a_duplicated_message_does_not_import_twice(
+    tmp_path: Path, postgres_url: str, topology: Topology, source: str
+) -> None:
+    config = write_config(tmp_path, postgres_url, topology)
+    services = await _services(config)
+    try:
+        with running_workers(config, tmp_path, 2) as workers:
+            image_id, task_id = await _enqueue(services, f"{source}/small.raw")
+            assert (await _terminal(services, task_id)).status == "success"
+            message = TaskMessage(task_id, image_id, _request(source), _ctx())
+            await publish(services, message)
+            await publish(services, message)
+
+            async def acknowledged() -> bool:
+                outputs = "".join(w.output() for w in workers)
+                return outputs.count("duplicate message acknowledged") >= 2
+
+            await _until(acknowledged, 30, "both duplicates")
+            image = await services.images.get(image_id)
+            assert len(image.locations) == 2
+            assert sum(w.output().count("success: imported to") for w in workers) == 1
+            assert await _queue_depth(topology.queue) == 0
+    finally:
+        await services.close()
+
+
+@pytest.mark.usefixtures("cleanup_broker")
+async def test_kill_9_mid_store_write_is_finished_by_another_worker(
+    tmp_path: Path, postgres_url: str, topology: Topology, source: str
+) -> None:
+    config = write_config(
+        tmp_path, postgres_url, topology, lease_seconds=6, heartbeat_seconds=1, concurrency=1
+    )
+    services = await _services(config)
+    stores = tmp_path / "stores"
+    try:
+        with running_workers(config, tmp_path, 2) as workers:
+            image_id, task_id = await _enqueue(services, f"{source}/big.raw")
+
+            async def writing() -> bool:
+                return any(p.name.endswith(".partial") for p in stores.rglob("*"))
+
+            await _until(writing, 120, "a store write to start")
+            holder = (await services.tasks.get(task_id)).claimed_by
+            victim = next(w for w in workers if w.name == holder)
+            os.kill(victim.process.pid, signal.SIGKILL)
+            victim.process.wait()
+            task = await _terminal(services, task_id)
+            assert task.status == "success", task.message
+            image = await services.images.get(image_id)
+            assert image.status == "active" and image.stores == STORES
+            survivor = next(w for w in workers if w is not victim)
+            assert "taking over task" in survivor.output()
+            assert _files(stores) == sorted(f"{s}/{image_id}" for s in STORES)
+            assert not any((tmp_path / "staging").iterdir())
+    finally:
+        await services.close()
+
+
+@pytest.mark.usefixtures("cleanup_broker")
+async def test_sigterm_during_an_import_drains_within_the_grace(
+    tmp_path: Path, postgres_url: str, topology: Topology, source: str
+) -> None:
+    config = write_config(tmp_path, postgres_url, topology, drain_grace_seconds=1, concurrency=1)
+    services = await _services(config)
+    try:
+        with running_workers(config, tmp_path, 2) as workers:
+            image_id, task_id = await _enqueue(services, f"{source}/slow.raw")
+
+            async def claimed() -> bool:
+                return (await services.tasks.get(task_id)).claimed_by is not None
+
+            await _until(claimed, 30, "a worker to claim the task")
+            holder = (await services.tasks.get(task_id)).claimed_by
+            victim = next(w for w in workers if w.name == holder)
+            started = time.monotonic()
+            victim.signal(signal.SIGTERM)
+            victim.process.wait(15)
+            assert time.monotonic() - started < 10
+            assert victim.process.returncode == 0
+            task = await _terminal(services, task_id)
+            assert task.status == "success", task.message
+            assert (await services.images.get(image_id)).status == "active"
+            survivor = next(w for w in workers if w is not victim)
+            assert "success: imported to" in survivor.output()
+    finally:
+        await services.close()
+
+
+@pytest.mark.usefixtures("cleanup_broker")
+async def test_rabbitmq_restart_while_idle_and_while_importing(
+    tmp_path: Path, postgres_url: str, topology: Topology, source: str
+) -> None:
+    config = write_config(tmp_path, postgres_url, topology)
+    services = await _services(config)
+    try:
+        with running_workers(config, tmp_path, 2) as workers:
+            _restart_rabbitmq()
+            await _until(_all_ready(workers), 60, "consumers to come back")
+            _image, task_id = await _enqueue(services, f"{source}/slow.raw")
+
+            async def claimed() -> bool:
+                return (await services.tasks.get(task_id)).claimed_by is not None
+
+            await _until(claimed, 30, "the import to start")
+            _restart_rabbitmq()
+            task = await _terminal(services, task_id)
+            assert task.status == "success", task.message
+            await _until(_all_ready(workers), 60, "consumers to come back again")
+            _second, second_task = await _enqueue(services, f"{source}/small.raw")
+            assert (await _terminal(services, second_task)).status == "success"
+
+            async def drained() -> bool:
+                return await _queue_depth(topology.queue) == 0
+
+            await _until(drained, 60, "the queue to empty")
+    finally:
+        subprocess.run(["rabbitmqctl", "start_app"], check=False, capture_output=True)
+        await services.close()
+
+
+def _all_ready(workers: list[Worker]) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return all(await asyncio.gather(*(asyncio.to_thread(w.ready) for w in workers)))
+
+    return check
+
+
+def _restart_rabbitmq() -> None:
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=60)
+    subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)

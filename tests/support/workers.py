@@ -1,0 +1,160 @@
+"""Worker processes (``imgworker run``) for the daemon tests, each with its own port and id."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.request import urlopen
+
+IMGWORKER = str(Path(sys.executable).with_name("imgworker"))
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Topology:
+    """Unique broker names for one test (so runs never share a queue)."""
+
+    prefix: str = field(default_factory=lambda: f"it-{uuid.uuid4().hex[:10]}")
+
+    @property
+    def queue(self) -> str:
+        """The task queue."""
+        return f"{self.prefix}.tasks"
+
+    @property
+    def exchange(self) -> str:
+        """The task exchange."""
+        return self.prefix
+
+    @property
+    def dead_exchange(self) -> str:
+        """The dead-letter exchange."""
+        return f"{self.prefix}.dlx"
+
+    @property
+    def dead_queue(self) -> str:
+        """The dead-letter queue."""
+        return f"{self.prefix}.dead"
+
+
+def write_config(
+    root: Path,
+    database_url: str,
+    topology: Topology,
+    *,
+    stores: tuple[str, ...] = ("central", "dcn0"),
+    lease_seconds: float = 30,
+    heartbeat_seconds: float = 1,
+    drain_grace_seconds: float = 10,
+    concurrency: int = 2,
+) -> Path:
+    """A TOML configuration shared by every worker of a test."""
+    lines = [
+        f'[database]\nurl = "{database_url}"',
+        f'[broker]\nqueue = "{topology.queue}"\nexchange = "{topology.exchange}"\n'
+        f'dead_letter_exchange = "{topology.dead_exchange}"\n'
+        f'dead_letter_queue = "{topology.dead_queue}"\ndelivery_limit = 5',
+        f"[worker]\nconcurrency = {concurrency}\nlease_seconds = {lease_seconds}\n"
+        f"heartbeat_seconds = {heartbeat_seconds}\ndrain_grace_seconds = {drain_grace_seconds}",
+        f'[staging]\ndir = "{root / "staging"}"',
+        f'[stores]\ndefault = "{stores[0]}"',
+        *(f'[stores.{s}]\ntype = "file"\npath = "{root / "stores" / s}"' for s in stores),
+        "[safety]\nallow_private_addresses = true\nallowed_ports = []\nstaging_min_free_bytes = 0",
+    ]
+    path = root / "worker.toml"
+    path.write_text("\n\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class Worker:
+    """One running ``imgworker run``."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        """Base URL of its HTTP endpoints."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def ready(self) -> bool:
+        """True when /readyz answers 200."""
+        try:
+            with urlopen(f"{self.url}/readyz", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def metrics(self) -> str:
+        """The /metrics text."""
+        with urlopen(f"{self.url}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    def signal(self, signum: int) -> None:
+        """Send a signal."""
+        self.process.send_signal(signum)
+
+    def output(self) -> str:
+        """Everything it logged."""
+        return self.log.read_text(errors="replace")
+
+
+def start_worker(config: Path, name: str, root: Path) -> Worker:
+    """Start a worker and wait until it is ready."""
+    port = free_port()
+    log = root / f"{name}.log"
+    env = dict(
+        os.environ,
+        IMGWORKER_CONFIG=str(config),
+        IMGWORKER_WORKER__HTTP=f'"127.0.0.1:{port}"',
+        IMGWORKER_WORKER__ID=f'"{name}"',
+    )
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [IMGWORKER, "run"], env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    worker = Worker(name, port, process, log)
+    deadline = time.monotonic() + 60
+    while not worker.ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"worker {name} did not become ready:\n{worker.output()}")
+        time.sleep(0.2)
+    return worker
+
+
+@contextmanager
+def running_workers(config: Path, root: Path, count: int) -> Iterator[list[Worker]]:
+    """Start ``count`` workers; stop whatever still runs at the end (SIGKILL after 20 s)."""
+    workers: list[Worker] = []
+    try:
+        for index in range(count):
+            workers.append(start_worker(config, f"w{index}", root))
+        yield workers
+    finally:
+        for worker in workers:
+            if worker.process.poll() is None:
+                worker.signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.process.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
