@@ -10,6 +10,7 @@ from flows.errors import LockLost
 from flows.hashing import compute_data_facts
 from flows.inspector import inspect_file, qemu_format
 from flows.qemu import QemuLimits, qemu_convert
+from flows.staging_space import check_staging_space
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ class ConvertStep:
         if target_format and target_format != ctx.source_format:
             output = ctx.staging_file(f".{target_format}")
             policy = ctx.settings.safety
+            staged_bytes = (await asyncio.to_thread(ctx.staged_path.stat)).st_size
+            # The output holds about as much data as the input (holes stay holes).
+            check_staging_space(ctx.settings, staged_bytes, before="conversion")
             ctx.progress.phase = "converting"
             await qemu_convert(
                 ctx.staged_path,

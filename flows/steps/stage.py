@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 
 from flows.context import ImportContext
-from flows.errors import LockLost, StagingError
+from flows.errors import LockLost
 from flows.request import COPY_IMAGE, GLANCE_DIRECT
 from flows.sources.copy_image import copy_to_staging, pick_source
 from flows.sources.glance_direct import staged_upload
 from flows.sources.web_download import download
+from flows.staging_space import check_staging_space
 
 
 class StageStep:
@@ -32,7 +32,7 @@ class StageStep:
         if method == GLANCE_DIRECT:
             await asyncio.to_thread(staged_upload, dest, ctx.image_id)
         else:
-            _check_free_space(ctx)
+            check_staging_space(ctx.settings)
             if method == COPY_IMAGE:
                 assert ctx.image is not None
                 source = pick_source(ctx.image, ctx.stores, ctx.targets)
@@ -53,13 +53,3 @@ class StageStep:
             return  # the staging files now belong to the task holding the image
         if ctx.request.method != GLANCE_DIRECT:
             ctx.staging_file().unlink(missing_ok=True)
-
-
-def _check_free_space(ctx: ImportContext) -> None:
-    free = shutil.disk_usage(ctx.settings.staging_dir).free
-    needed = ctx.settings.safety.staging_min_free_bytes
-    if free < needed:
-        raise StagingError(
-            f"staging area {ctx.settings.staging_dir} has {free // 2**20} MiB free, "
-            f"below the {needed // 2**20} MiB kept in reserve; free space or move [staging] dir"
-        )

@@ -13,8 +13,12 @@ from aiohttp import web
 async def serve_directory(directory: Path) -> AsyncIterator[str]:
     """Serve ``directory`` on 127.0.0.1 (a free port); yield the base URL.
 
-    ``/redirect/NAME`` answers 302 to ``/NAME``; ``/status/CODE`` answers that status.
+    ``/redirect/NAME`` answers 302 to ``/NAME``; ``/redirect-to?url=URL`` answers 302 to any
+    URL; ``/status/CODE`` answers that status.
     """
+
+    async def redirect_to(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(request.query["url"])
 
     async def redirect(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(f"/{request.match_info['name']}")
@@ -24,6 +28,7 @@ async def serve_directory(directory: Path) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/redirect/{name}", redirect)
+    app.router.add_get("/redirect-to", redirect_to)
     app.router.add_get("/status/{code}", status)
     app.router.add_static("/", directory)
     runner = web.AppRunner(app, access_log=None)
