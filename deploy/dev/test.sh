@@ -23,5 +23,8 @@ echo "== lint and types"
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 
+echo "== deploy/"
+deploy/check-deploy.sh
+
 echo "== tests"
 .venv/bin/pytest -p no:cacheprovider "$@" tests
