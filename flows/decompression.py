@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from flows.errors import SafetyRefusal
-from flows.sparse import is_all_zero
+from flows.sparse import write_skipping_zeros
 from flows.threads import check_stop
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -26,8 +26,6 @@ ZIP_MAGIC = b"PK\x03\x04"
 
 #: Bytes decompressed per read.
 CHUNK = 4 * 1024 * 1024
-#: Granularity of hole detection in the output (a read rarely aligns with a zero run).
-BLOCK = 64 * 1024
 
 
 def detect_compression(path: Path) -> str | None:
@@ -106,7 +104,7 @@ def _copy_sparse(
                     "decompression",
                     f"the decompressed image exceeds the image size cap of {cap} bytes",
                 )
-            _write_skipping_zeros(fd, memoryview(chunk))
+            write_skipping_zeros(fd, memoryview(chunk))
             if progress is not None:
                 progress(len(chunk))
         os.ftruncate(fd, total)
@@ -114,23 +112,3 @@ def _copy_sparse(
     finally:
         os.close(fd)
     return total
-
-
-def _write_skipping_zeros(fd: int, chunk: memoryview) -> None:
-    """Write ``chunk`` at the current offset, leaving all-zero blocks as holes."""
-    start = 0
-    while start < len(chunk):
-        end = min(start + BLOCK, len(chunk))
-        if is_all_zero(chunk[start:end]):
-            os.lseek(fd, end - start, os.SEEK_CUR)
-            start = end
-            continue
-        run_end = end
-        while run_end < len(chunk) and not is_all_zero(
-            chunk[run_end : min(run_end + BLOCK, len(chunk))]
-        ):
-            run_end = min(run_end + BLOCK, len(chunk))
-        view = chunk[start:run_end]
-        while view:
-            view = view[os.write(fd, view) :]
-        start = run_end

@@ -165,7 +165,9 @@ def write_sparse(
 ZERO_BLOCK = 64 * 1024
 
 
-def split_zero_runs(offset: int, data: bytes, block: int = ZERO_BLOCK) -> Iterator[Segment]:
+def split_zero_runs(
+    offset: int, data: bytes | memoryview, block: int = ZERO_BLOCK
+) -> Iterator[Segment]:
     """Yield ``data`` (found at ``offset``) as data segments and zero runs of whole blocks.
 
     For sources that only know allocation coarsely (an RBD object, a decompressed stream):
@@ -185,3 +187,17 @@ def split_zero_runs(offset: int, data: bytes, block: int = ZERO_BLOCK) -> Iterat
         piece = None if zero else bytes(view[start:run_end])
         yield Segment(offset + start, run_end - start, piece)
         start = run_end
+
+
+def write_skipping_zeros(fd: int, chunk: memoryview, block: int = ZERO_BLOCK) -> None:
+    """Write ``chunk`` at ``fd``'s current offset, seeking over all-zero blocks (holes).
+
+    The caller sets the file's final size with ``ftruncate`` (a trailing hole has no bytes).
+    """
+    for segment in split_zero_runs(0, chunk, block):
+        if segment.data is None:
+            os.lseek(fd, segment.length, os.SEEK_CUR)
+            continue
+        view = memoryview(segment.data)
+        while view:
+            view = view[os.write(fd, view) :]

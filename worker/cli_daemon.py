@@ -171,9 +171,12 @@ def drain_command(env: Env, address: str | None) -> None:
     host = "127.0.0.1" if host in ("0.0.0.0", "") else host
 
     async def post() -> int:
-        async with aiohttp.ClientSession() as session, session.post(
-            f"http://{host}:{port}/drain", timeout=aiohttp.ClientTimeout(total=10)
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"http://{host}:{port}/drain", timeout=aiohttp.ClientTimeout(total=10)
+            ) as response,
+        ):
             return response.status
 
     try:

@@ -2,9 +2,9 @@
 
 Every hop (the URI and each redirect) passes :func:`flows.uri_filter.vet_uri` and the
 connection goes only to the addresses that passed. The body streams into a hidden file next
-to the destination in large writes made off the event loop, counted against the image size
-cap as it arrives, hashed when an expected checksum was given, and renamed into place only
-when complete; on any failure nothing is left behind.
+to the destination in large writes made off the event loop (all-zero blocks left as holes),
+counted against the image size cap as it arrives, hashed when an expected checksum was
+given, and renamed into place only when complete; on any failure nothing is left behind.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from yarl import URL
 from flows.errors import SafetyRefusal, SourceError, SourceUnavailable, StagingError
 from flows.policy import SafetyPolicy
 from flows.request import ExpectedChecksum
+from flows.sparse import write_skipping_zeros
 from flows.uri_filter import display, vet_uri
 
 #: Bytes gathered before one write (and hash update) in a worker thread.
@@ -172,6 +173,7 @@ async def _receive(
             progress(len(buffer))
         if announced is not None and total != announced:
             raise SourceUnavailable(f"{shown}: got {total} of {announced} announced bytes")
+        await asyncio.to_thread(os.ftruncate, fd, total)  # a trailing hole has no bytes
         await asyncio.to_thread(os.fsync, fd)
     finally:
         await asyncio.to_thread(os.close, fd)
@@ -184,10 +186,8 @@ async def _receive(
 
 
 def _write(fd: int, data: bytes, hasher: Any) -> None:
-    view = memoryview(data)
     try:
-        while view:
-            view = view[os.write(fd, view) :]
+        write_skipping_zeros(fd, memoryview(data))
     except OSError as exc:
         raise StagingError(f"writing the download to the staging area failed: {exc}") from exc
     if hasher is not None:
