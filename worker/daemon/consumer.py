@@ -36,7 +36,7 @@ from aio_pika.abc import (
 from flows.errors import InvalidRequest
 from worker.daemon.http import Health
 from worker.daemon.logs import task_log_context
-from worker.daemon.messages import MessageRejected, TaskMessage, parse_message
+from worker.daemon.messages import ENQUEUED_AT, MessageRejected, TaskMessage, parse_message
 from worker.daemon.metrics import Metrics
 from worker.daemon.topology import declare
 from worker.runner import Services, run_task
@@ -112,12 +112,14 @@ class Consumer:
             return
         method = parsed.request.method
         self._metrics.task_received(method)
-        if message.timestamp is not None:
-            sent = message.timestamp
-            if sent.tzinfo is None:
-                sent = sent.replace(tzinfo=datetime.UTC)
-            waited = (datetime.datetime.now(datetime.UTC) - sent).total_seconds()
+        waited = _queue_wait(message)
+        if waited is not None:
             self._metrics.queue_wait(method, waited)
+        log.info(
+            "task %s: started after %.3f s in the queue",
+            parsed.task_id,
+            waited if waited is not None else float("nan"),
+        )
         returned = _delivery_count(message)
         final = returned + 1 >= services.settings.broker.delivery_limit
         started = time.monotonic()
@@ -258,3 +260,16 @@ def _delivery_count(message: AbstractIncomingMessage) -> int:
     """How many times the quorum queue delivered this message before (its header)."""
     value = (message.headers or {}).get("x-delivery-count")
     return value if isinstance(value, int) else 0
+
+
+def _queue_wait(message: AbstractIncomingMessage) -> float | None:
+    """Seconds since the message was published (precise header, else the AMQP timestamp)."""
+    sent = (message.headers or {}).get(ENQUEUED_AT)
+    if isinstance(sent, int):
+        return max(0.0, (time.time_ns() // 1000 - sent) / 1e6)
+    if message.timestamp is None:
+        return None
+    stamp = message.timestamp
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.UTC)
+    return max(0.0, (datetime.datetime.now(datetime.UTC) - stamp).total_seconds())

@@ -19,6 +19,9 @@ from flows.request import ImportRequest, parse_import_request
 
 VERSION = 1
 TASK_TYPE = "api_image_import"
+#: Header carrying the publish time in integer microseconds since the epoch (AMQP floats
+#: are 32-bit: too coarse for a Unix time).
+ENQUEUED_AT = "x-imgworker-enqueued-at"
 
 
 class MessageRejected(Exception):
