@@ -54,11 +54,16 @@ class ImageReader(Protocol):
 
 
 def is_all_zero(chunk: bytes | memoryview) -> bool:
-    """Tell whether ``chunk`` holds only zero bytes (a memcmp against a zero buffer)."""
-    length = len(chunk)
-    if length <= len(_ZEROS):
-        return chunk == memoryview(_ZEROS)[:length]
-    return bytes(chunk) == bytes(length)
+    """Tell whether ``chunk`` holds only zero bytes (a memcmp against a zero buffer).
+
+    ``bytes.startswith`` takes any contiguous buffer and compares with memcmp (~25 GB/s);
+    ``==`` between a memoryview and bytes compares element by element (~0.5 GB/s).
+    """
+    view = memoryview(chunk)
+    for start in range(0, len(view), len(_ZEROS)):
+        if not _ZEROS.startswith(view[start : start + len(_ZEROS)]):
+            return False
+    return True
 
 
 def zero_pieces(length: int, piece: int = DEFAULT_CHUNK_SIZE) -> Iterator[memoryview]:

@@ -33,7 +33,7 @@ from flows.request import (
 )
 from worker.runner import Services, TaskOutcome, run_task
 from worker.staging import stage_upload
-from worker.submission import submit_import
+from worker.submission import submit_with
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,17 +107,7 @@ async def copy_image(
 async def _submit_and_run(
     services: Services, image_id: str, request: ImportRequest, requester: RequestContext
 ) -> EmbeddedResult:
-    settings = services.settings
-    task = await submit_import(
-        services.images,
-        services.tasks,
-        image_id=image_id,
-        request=request,
-        configured_stores=list(services.stores),
-        default_store=settings.stores.default,
-        lease_seconds=settings.worker.lease_seconds,
-        requester=requester,
-    )
+    task = await submit_with(services, image_id, request, requester)
     outcome = await run_task(services, task.id, requester=requester, final_attempt=True)
     return EmbeddedResult(
         image=await services.images.get(image_id),

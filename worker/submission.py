@@ -19,6 +19,7 @@ from flows.targets import resolve_targets
 from worker.db.images import SqlImageRepository
 from worker.db.locks import acquire_import_lock
 from worker.db.tasks import SqlTaskRepository
+from worker.runner import Services
 
 TASK_TYPE = "api_image_import"
 
@@ -64,3 +65,20 @@ async def submit_import(
         await tasks.fail(task_id, f"not started: {exc}")
         raise
     return task
+
+
+async def submit_with(
+    services: Services, image_id: str, request: ImportRequest, requester: RequestContext
+) -> TaskRecord:
+    """:func:`submit_import` with a worker's own records, stores and settings."""
+    settings = services.settings
+    return await submit_import(
+        services.images,
+        services.tasks,
+        image_id=image_id,
+        request=request,
+        configured_stores=list(services.stores),
+        default_store=settings.stores.default,
+        lease_seconds=settings.worker.lease_seconds,
+        requester=requester,
+    )

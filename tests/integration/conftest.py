@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -21,18 +22,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'imgworker.db'}"
         return
-    require_tcp("PostgreSQL", "127.0.0.1", 5432)
-    name = f"imgworker_it_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with _fresh_postgres() as url:
+        yield url
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database (what several worker processes share)."""
+    with _fresh_postgres() as url:
+        yield url
+
+
+@contextmanager
+def _fresh_postgres() -> Iterator[str]:
     require_tcp("PostgreSQL", "127.0.0.1", 5432)
     name = f"imgworker_it_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))

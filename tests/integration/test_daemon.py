@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from flows.context import RequestContext
 from flows.records import TaskRecord
 from flows.request import ImportRequest
+from tests.support.http import serve_app
 from tests.support.images import MiB, make_sparse_raw
 from tests.support.services import require_tcp
 from tests.support.workers import Topology, Worker, running_workers, write_config
@@ -61,15 +62,8 @@ async def source(tmp_path: Path) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/slow.raw", slow)
     app.router.add_static("/", www)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as base:
+        yield base
 
 
 @pytest.fixture

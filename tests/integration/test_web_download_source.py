@@ -17,6 +17,7 @@ from flows.errors import SafetyRefusal, SourceError, SourceUnavailable
 from flows.policy import SafetyPolicy
 from flows.request import ExpectedChecksum
 from flows.sources.web_download import download
+from tests.support.http import serve_app
 
 MiB = 1024 * 1024
 BODY = os.urandom(3 * MiB + 123)
@@ -61,15 +62,8 @@ async def server() -> AsyncIterator[str]:
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/loop", loop)
     app.router.add_get("/status/{code}", status)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as base:
+        yield base
 
 
 def _leftovers(directory: Path) -> list[str]:

@@ -31,7 +31,14 @@ async def serve_directory(directory: Path) -> AsyncIterator[str]:
     app.router.add_get("/redirect-to", redirect_to)
     app.router.add_get("/status/{code}", status)
     app.router.add_static("/", directory)
-    runner = web.AppRunner(app, access_log=None)
+    async with serve_app(app) as base:
+        yield base
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 (a free port); yield the base URL; stop it afterwards."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

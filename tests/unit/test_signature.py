@@ -36,6 +36,7 @@ from flows.signing.properties import (
     SignatureProperties,
 )
 from flows.signing.verifier import verify_image_signature
+from tests.support.http import serve_app
 from tests.support.signing import (
     Identity,
     KeyKind,
@@ -345,15 +346,8 @@ class FakeBarbican:
 
 @asynccontextmanager
 async def serve(barbican: FakeBarbican) -> AsyncIterator[str]:
-    runner = web.AppRunner(barbican.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(barbican.app()) as base:
+        yield base
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from worker.daemon.messages import ENQUEUED_AT, TaskMessage
 from worker.daemon.topology import declare
 from worker.runner import Services
 from worker.settings import BrokerSettings
-from worker.submission import submit_import
+from worker.submission import submit_with
 
 
 async def enqueue_import(
@@ -34,18 +34,8 @@ async def enqueue_import(
     If the message cannot be published, the task is marked failed and the lock released, so
     the image can be imported again: nothing waits for a message that does not exist.
     """
-    settings = services.settings
     requester = requester or RequestContext()
-    task = await submit_import(
-        services.images,
-        services.tasks,
-        image_id=image_id,
-        request=request,
-        configured_stores=list(services.stores),
-        default_store=settings.stores.default,
-        lease_seconds=settings.worker.lease_seconds,
-        requester=requester,
-    )
+    task = await submit_with(services, image_id, request, requester)
     message = TaskMessage(task.id, image_id, request, requester)
     try:
         if publisher is not None:
