@@ -4,9 +4,10 @@
   qemu    qemu-img convert -f raw -O raw SRC rbd:images/NAME:conf=CONF (qemu-block-extra)
   glance  Glance-shaped: 8 MiB chunks read and written synchronously, zeros included
 
-Prints seconds, ratios (ours vs each) and the bytes each leaves allocated in the pool
-(`rbd du` used size, and librbd's allocated extents). Starts its own throwaway cluster
-(deploy/dev/ceph-up.sh) with a RAM-backed OSD big enough for the thick writer.
+Prints seconds, ratios (ours vs each) and the bytes each leaves allocated: what the
+BlueStore OSD really allocated (its perf counters), `rbd du`'s used size and librbd's
+allocated extents. Starts its own throwaway cluster (deploy/dev/ceph-up.sh) with a
+file-backed BlueStore OSD, so allocation is accounted as on a real disk.
 
 Usage: .venv/bin/python benchmarks/bench_rbd.py [--virtual-gib 4] [--data-gib 1.5] [--small]
 """
@@ -80,6 +81,17 @@ def glance_shaped(conf: str, source: Path, name: str) -> None:
             image.protect_snap("snap")
 
 
+def bluestore_allocated(conf: str) -> int:
+    (socket,) = Path(conf).parent.glob("run/osd.*.asok")
+    dump = subprocess.run(
+        ["ceph", "--admin-daemon", str(socket), "perf", "dump"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return int(json.loads(dump)["bluestore"]["bluestore_allocated"])
+
+
 def allocation(conf: str, name: str) -> tuple[int, int]:
     report = json.loads(
         subprocess.run(
@@ -123,7 +135,11 @@ def main() -> None:
         work = Path(work_dir)
         source = work / "source.raw"
         written = make_sparse_raw(source, virtual, scattered_extents(virtual, data))
-        env = dict(os.environ, CEPH_MEMSTORE_BYTES=str(virtual + 2 * GiB))
+        env = dict(
+            os.environ,
+            CEPH_OBJECTSTORE="bluestore",
+            CEPH_BLUESTORE_BYTES=str(2 * virtual + 4 * GiB),
+        )
         clusters = work / "ceph"
         conf = subprocess.run(
             [str(ROOT / "deploy/dev/ceph-up.sh"), "1", str(clusters)],
@@ -139,22 +155,25 @@ def main() -> None:
             remove(conf, "warmup")
             writers = {"ours": ours, "qemu-img": qemu, "glance": glance_shaped}
             times: dict[str, list[float]] = {label: [] for label in writers}
-            results: dict[str, tuple[float, int, int]] = {}
+            results: dict[str, tuple[float, int, int, int]] = {}
             for round_ in range(args.rounds):
                 labels = list(writers)
                 labels = labels[round_ % 3 :] + labels[: round_ % 3]  # rotate who goes first
                 for label in labels:
                     subprocess.run(["sync"], check=False)
+                    before = bluestore_allocated(conf)
                     started = time.perf_counter()
                     writers[label](conf, source, label)
                     times[label].append(time.perf_counter() - started)
                     used, allocated = allocation(conf, label)
-                    results[label] = (statistics.median(times[label]), used, allocated)
+                    real = bluestore_allocated(conf) - before
+                    results[label] = (statistics.median(times[label]), real, used, allocated)
                     remove(conf, label)
-            for label, (seconds, used, allocated) in results.items():
+            for label, (seconds, real, used, allocated) in results.items():
                 print(
-                    f"{label:9s} median {seconds:7.2f} s of {args.rounds}   rbd du used "
-                    f"{used / MiB:8.1f} MiB   allocated extents {allocated / MiB:8.1f} MiB"
+                    f"{label:9s} median {seconds:7.2f} s of {args.rounds}   pool allocated "
+                    f"{real / MiB:8.1f} MiB   rbd du used {used / MiB:8.1f} MiB   "
+                    f"extents {allocated / MiB:8.1f} MiB"
                 )
             base = results["ours"][0]
             print(f"ratio ours/qemu-img: {base / results['qemu-img'][0]:.2f}")

@@ -5,12 +5,16 @@
 #
 #   deploy/dev/ceph-up.sh N [DIR]        (DIR defaults to .ceph; stop with ceph-down.sh DIR)
 #   CEPH_MEMSTORE_BYTES=...              RAM per OSD (default 2 GiB)
+#   CEPH_OBJECTSTORE=bluestore           a file-backed BlueStore OSD instead of memstore
+#                                        (real allocation accounting; CEPH_BLUESTORE_BYTES)
 #
 # Auth is `none`: these clusters listen on 127.0.0.1 only and live for one test run.
 set -euo pipefail
 count=${1:?usage: ceph-up.sh N [DIR]}
 root=$(realpath -m "${2:-.ceph}")
 memstore=${CEPH_MEMSTORE_BYTES:-2147483648}
+objectstore=${CEPH_OBJECTSTORE:-memstore}
+bluestore_bytes=${CEPH_BLUESTORE_BYTES:-8589934592}
 mkdir -p "$root"
 
 free_port() {
@@ -37,8 +41,13 @@ mon allow pool size one = true
 mon allow pool delete = true
 mon warn on pool no redundancy = false
 osd crush chooseleaf type = 0
-osd objectstore = memstore
+osd objectstore = $objectstore
 memstore device bytes = $memstore
+# BlueStore (when chosen) on a sparse file outside the OSD's data directory: bluestore
+# links "block" inside the data directory to it, and the same path would loop.
+bluestore block path = $dir/osd/\$name.block
+bluestore block create = true
+bluestore block size = $bluestore_bytes
 run dir = $dir/run
 log file = $dir/log/\$name.log
 admin socket = $dir/run/\$name.asok

@@ -27,6 +27,18 @@ class Cluster:
     fsid: str
     directory: Path
 
+    def bluestore_allocated(self) -> int:
+        """Bytes the (BlueStore) OSD has allocated on its device, from its perf counters."""
+        (socket,) = (self.directory / "run").glob("osd.*.asok")
+        dump = subprocess.run(
+            ["ceph", "--admin-daemon", str(socket), "perf", "dump"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        return int(json.loads(dump)["bluestore"]["bluestore_allocated"])
+
     def osd_pid(self) -> int:
         """The pid of the cluster's only OSD."""
         (pidfile,) = (self.directory / "run").glob("osd.*.pid")
@@ -97,8 +109,13 @@ def require_ceph() -> None:
 
 
 @contextmanager
-def running_clusters(count: int, directory: Path) -> Iterator[list[Cluster]]:
-    """Start ``count`` clusters under ``directory``; stop them (by pid) afterwards."""
+def running_clusters(
+    count: int, directory: Path, objectstore: str = "memstore"
+) -> Iterator[list[Cluster]]:
+    """Start ``count`` clusters under ``directory``; stop them (by pid) afterwards.
+
+    ``memstore`` is fastest; ``bluestore`` (a sparse file) accounts allocation for real.
+    """
     require_ceph()
     try:
         started = subprocess.run(
@@ -107,6 +124,7 @@ def running_clusters(count: int, directory: Path) -> Iterator[list[Cluster]]:
             capture_output=True,
             text=True,
             timeout=300,
+            env=dict(os.environ, CEPH_OBJECTSTORE=objectstore),
         )
         confs = started.stdout.split()
         clusters = [
