@@ -15,6 +15,8 @@ class Progress:
         self.downloaded = 0
         self.copied = 0
         self.phase = "starting"
+        #: qemu-img convert's progress in percent, while it runs.
+        self.converting: float | None = None
 
     def add_downloaded(self, count: int) -> None:
         """Count bytes brought into staging."""
@@ -30,6 +32,8 @@ class Progress:
         """The task message for the current state."""
         if self.copied:
             return f"Copied {self.copied // MiB} MiB"
+        if self.converting is not None:
+            return f"Converting: {self.converting:.0f}%"
         if self.downloaded:
             return f"Downloaded {self.downloaded // MiB} MiB"
         return self.phase.capitalize()

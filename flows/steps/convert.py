@@ -42,7 +42,9 @@ class ConvertStep:
                 output,
                 qemu_format(target_format),
                 QemuLimits(policy.qemu_convert_cpu_seconds, policy.qemu_convert_address_space),
+                progress=lambda percent: setattr(ctx.progress, "converting", percent),
             )
+            ctx.progress.converting = None
             # Inspect our own output too: a format hidden inside the source shows up here.
             result = await asyncio.to_thread(inspect_file, output, target_format, policy)
             ctx.data_path = output
