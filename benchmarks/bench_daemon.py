@@ -23,13 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aio_pika
 import asyncpg
 
 from flows.request import ImportRequest
 from tests.support.http import serve_directory
 from tests.support.images import MiB, make_sparse_raw
-from tests.support.workers import Topology, running_workers, write_config
+from tests.support.workers import Topology, delete_topology, running_workers, write_config
 from worker.daemon.client import Publisher, enqueue_import
 from worker.runner import Services
 from worker.settings import load_settings
@@ -85,11 +84,7 @@ async def run(count: int, workers: int, root: Path) -> tuple[float, list[float]]
             waits = [float(m) for p in procs for m in STARTED.findall(p.output())]
     finally:
         await services.close()
-        connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
-        async with connection:
-            channel = await connection.channel()
-            for queue in (topology.queue, topology.dead_queue):
-                await channel.queue_delete(queue)
+        await delete_topology(topology)
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return count / elapsed, waits
 

@@ -23,7 +23,13 @@ from flows.request import ImportRequest
 from tests.support.http import serve_app
 from tests.support.images import MiB, make_sparse_raw
 from tests.support.services import require_tcp
-from tests.support.workers import Topology, Worker, running_workers, write_config
+from tests.support.workers import (
+    Topology,
+    Worker,
+    delete_topology,
+    running_workers,
+    write_config,
+)
 from worker.daemon.client import enqueue_import, publish
 from worker.daemon.messages import TaskMessage
 from worker.runner import Services
@@ -69,13 +75,7 @@ async def source(tmp_path: Path) -> AsyncIterator[str]:
 @pytest.fixture
 async def cleanup_broker(topology: Topology) -> AsyncIterator[None]:
     yield
-    connection = await aio_pika.connect(AMQP)
-    async with connection:
-        channel = await connection.channel()
-        for queue in (topology.queue, topology.dead_queue):
-            await channel.queue_delete(queue)
-        for exchange in (topology.exchange, topology.dead_exchange):
-            await channel.exchange_delete(exchange)
+    await delete_topology(topology)
 
 
 async def _services(config: Path) -> Services:

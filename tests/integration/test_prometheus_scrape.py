@@ -17,7 +17,14 @@ from flows.request import ImportRequest
 from tests.support.http import serve_directory
 from tests.support.images import MiB, make_sparse_raw
 from tests.support.services import require_program, require_tcp
-from tests.support.workers import Topology, Worker, free_port, running_workers, write_config
+from tests.support.workers import (
+    Topology,
+    Worker,
+    delete_topology,
+    free_port,
+    running_workers,
+    write_config,
+)
 from worker.daemon.client import enqueue_import
 from worker.runner import Services
 from worker.settings import load_settings
@@ -90,14 +97,18 @@ def scraped(
     tmp_path: Path, postgres_url: str, prometheus_binary: str
 ) -> Iterator[tuple[Path, list[Worker], str]]:
     require_tcp("RabbitMQ", "127.0.0.1", 5672)
-    config = write_config(tmp_path, postgres_url, Topology())
-    with running_workers(config, tmp_path, 2) as workers:
-        process, base = _start_prometheus(prometheus_binary, tmp_path, workers)
-        try:
-            yield config, workers, base
-        finally:
-            process.terminate()
-            process.wait(20)
+    topology = Topology()
+    config = write_config(tmp_path, postgres_url, topology)
+    try:
+        with running_workers(config, tmp_path, 2) as workers:
+            process, base = _start_prometheus(prometheus_binary, tmp_path, workers)
+            try:
+                yield config, workers, base
+            finally:
+                process.terminate()
+                process.wait(20)
+    finally:
+        asyncio.run(delete_topology(topology))
 
 
 async def test_prometheus_sees_the_counters_and_evaluates_the_rules(

@@ -52,6 +52,21 @@ class Topology:
         return f"{self.prefix}.dead"
 
 
+async def delete_topology(
+    topology: Topology, url: str = "amqp://guest:guest@127.0.0.1:5672/"
+) -> None:
+    """Remove a test's queues and exchanges from the broker."""
+    import aio_pika
+
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in (topology.queue, topology.dead_queue):
+            await channel.queue_delete(queue)
+        for exchange in (topology.exchange, topology.dead_exchange):
+            await channel.exchange_delete(exchange)
+
+
 def write_config(
     root: Path,
     database_url: str,
