@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aio_pika
@@ -78,8 +79,14 @@ async def cleanup_broker(topology: Topology) -> AsyncIterator[None]:
     await delete_topology(topology)
 
 
-async def _services(config: Path) -> Services:
-    return await Services.open(load_settings(str(config), environ={}))
+@asynccontextmanager
+async def _opened(config: Path) -> AsyncIterator[Services]:
+    """The test's own view of the records (what an API layer holds)."""
+    services = await Services.open(load_settings(str(config), environ={}))
+    try:
+        yield services
+    finally:
+        await services.close()
 
 
 async def _enqueue(services: Services, uri: str, stores: list[str] = STORES) -> tuple[str, str]:
@@ -134,8 +141,7 @@ async def test_three_workers_thirty_imports(
     tmp_path: Path, postgres_url: str, topology: Topology, source: str
 ) -> None:
     config = write_config(tmp_path, postgres_url, topology)
-    services = await _services(config)
-    try:
+    async with _opened(config) as services:
         with running_workers(config, tmp_path, 3) as workers:
             enqueued = [await _enqueue(services, f"{source}/small.raw") for _ in range(30)]
             for image_id, task_id in enqueued:
@@ -152,8 +158,6 @@ async def test_three_workers_thirty_imports(
             assert len(busy) >= 2, "the work was not shared between workers"
             ran = sum(w.output().count("success: imported to") for w in workers)
             assert ran == 30
-    finally:
-        await services.close()
 
 
 @pytest.mark.usefixtures("cleanup_broker")
@@ -161,9 +165,8 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
     tmp_path: Path, postgres_url: str, topology: Topology, source: str
 ) -> None:
     config = write_config(tmp_path, postgres_url, topology)
-    services = await _services(config)
-    settings: Settings = services.settings
-    try:
+    async with _opened(config) as services:
+        settings: Settings = services.settings
         with running_workers(config, tmp_path, 1) as workers:
             orphan_task, orphan_image = str(uuid.uuid4()), str(uuid.uuid4())
             await services.tasks.create(
@@ -201,8 +204,6 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
             _image, task_id = await _enqueue(services, f"{source}/small.raw")
             assert (await _terminal(services, task_id)).status == "success"
             assert _counter(workers, "imgworker_tasks_dead_lettered_total") == len(cases)
-    finally:
-        await services.close()
 
 
 def _request(source: str) -> ImportRequest:
@@ -233,8 +234,7 @@ async def test_a_duplicated_message_does_not_import_twice(
     tmp_path: Path, postgres_url: str, topology: Topology, source: str
 ) -> None:
     config = write_config(tmp_path, postgres_url, topology)
-    services = await _services(config)
-    try:
+    async with _opened(config) as services:
         with running_workers(config, tmp_path, 2) as workers:
             image_id, task_id = await _enqueue(services, f"{source}/small.raw")
             assert (await _terminal(services, task_id)).status == "success"
@@ -251,8 +251,6 @@ async def test_a_duplicated_message_does_not_import_twice(
             assert len(image.locations) == 2
             assert sum(w.output().count("success: imported to") for w in workers) == 1
             assert await _queue_depth(topology.queue) == 0
-    finally:
-        await services.close()
 
 
 @pytest.mark.usefixtures("cleanup_broker")
@@ -262,9 +260,8 @@ async def test_kill_9_mid_store_write_is_finished_by_another_worker(
     config = write_config(
         tmp_path, postgres_url, topology, lease_seconds=6, heartbeat_seconds=1, concurrency=1
     )
-    services = await _services(config)
-    stores = tmp_path / "stores"
-    try:
+    async with _opened(config) as services:
+        stores = tmp_path / "stores"
         with running_workers(config, tmp_path, 2) as workers:
             image_id, task_id = await _enqueue(services, f"{source}/big.raw")
 
@@ -284,8 +281,6 @@ async def test_kill_9_mid_store_write_is_finished_by_another_worker(
             assert "taking over task" in survivor.output()
             assert _files(stores) == sorted(f"{s}/{image_id}" for s in STORES)
             assert not any((tmp_path / "staging").iterdir())
-    finally:
-        await services.close()
 
 
 @pytest.mark.usefixtures("cleanup_broker")
@@ -293,8 +288,7 @@ async def test_sigterm_during_an_import_drains_within_the_grace(
     tmp_path: Path, postgres_url: str, topology: Topology, source: str
 ) -> None:
     config = write_config(tmp_path, postgres_url, topology, drain_grace_seconds=1, concurrency=1)
-    services = await _services(config)
-    try:
+    async with _opened(config) as services:
         with running_workers(config, tmp_path, 2) as workers:
             image_id, task_id = await _enqueue(services, f"{source}/slow.raw")
 
@@ -314,8 +308,6 @@ async def test_sigterm_during_an_import_drains_within_the_grace(
             assert (await services.images.get(image_id)).status == "active"
             survivor = next(w for w in workers if w is not victim)
             assert "success: imported to" in survivor.output()
-    finally:
-        await services.close()
 
 
 @pytest.mark.usefixtures("cleanup_broker")
@@ -323,7 +315,7 @@ async def test_rabbitmq_restart_while_idle_and_while_importing(
     tmp_path: Path, postgres_url: str, topology: Topology, source: str
 ) -> None:
     config = write_config(tmp_path, postgres_url, topology)
-    services = await _services(config)
+    services = await Services.open(load_settings(str(config), environ={}))
     try:
         with running_workers(config, tmp_path, 2) as workers:
             _restart_rabbitmq()
