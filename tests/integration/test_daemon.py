@@ -98,12 +98,14 @@ async def _enqueue(services: Services, uri: str, stores: list[str] = STORES) -> 
     return image.id, task_id
 
 
-async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+async def _until(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, every: float = 0.25
+) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(every)
 
 
 async def _terminal(services: Services, task_id: str) -> TaskRecord:
@@ -268,7 +270,8 @@ async def test_kill_9_mid_store_write_is_finished_by_another_worker(
             async def writing() -> bool:
                 return any(p.name.endswith(".partial") for p in stores.rglob("*"))
 
-            await _until(writing, 120, "a store write to start")
+            # A store write of 384 MiB lasts about a second: look often enough to catch it.
+            await _until(writing, 120, "a store write to start", every=0.02)
             holder = (await services.tasks.get(task_id)).claimed_by
             victim = next(w for w in workers if w.name == holder)
             os.kill(victim.process.pid, signal.SIGKILL)
