@@ -30,8 +30,9 @@ from tests.support.http import serve_directory
 from tests.support.images import MiB, make_sparse_raw
 from tests.support.workers import Topology, delete_topology, running_workers, write_config
 from worker.daemon.client import Publisher, enqueue_import
-from worker.runner import Services
+from worker.services import Services
 from worker.settings import load_settings
+from worker.submission import SubmissionRules
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 STARTED = re.compile(r"started after ([0-9.]+) s in the queue")
@@ -64,6 +65,7 @@ async def run(count: int, workers: int, root: Path) -> tuple[float, list[float]]
         with running_workers(config, root, workers) as procs:
             async with serve_directory(www) as source, Publisher(services.settings.broker) as pub:
                 request = ImportRequest(method="web-download", uri=f"{source}/disk.raw")
+                rules = SubmissionRules.from_settings(services.settings)
                 slots = asyncio.Semaphore(16)  # an API server's concurrent requests
 
                 async def enqueue_one() -> str:
@@ -72,7 +74,7 @@ async def run(count: int, workers: int, root: Path) -> tuple[float, list[float]]
                             name="bench", disk_format="raw", container_format="bare"
                         )
                         return await enqueue_import(
-                            services, image_id=image.id, request=request, publisher=pub
+                            services.records, rules, pub, image_id=image.id, request=request
                         )
 
                 started = time.perf_counter()

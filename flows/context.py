@@ -12,7 +12,7 @@ from flows.observer import FlowObserver, NullObserver
 from flows.ports import ImageRepository, TaskRepository
 from flows.progress import Progress
 from flows.records import DataFacts, ImageRecord
-from flows.request import ImportRequest
+from flows.request import COPY_IMAGE, ImportRequest
 from flows.stores.base import Store
 
 
@@ -47,11 +47,11 @@ class ImportContext:
 
     #: Bytes moved so far (the task's progress message).
     progress: Progress = field(default_factory=Progress)
-    #: The task's hold on the image, set by the lock step.
+    #: The task's hold on the image, held by the runner around the whole flow.
     lease: Lease | None = None
 
     # -- learned while running ------------------------------------------------------------
-    #: The image as it was when the flow started.
+    #: The image as the lock step found it (set once it checked this task may import it).
     image: ImageRecord | None = None
     #: Target stores, in the order they are written.
     targets: list[str] = field(default_factory=list)
@@ -84,4 +84,4 @@ class ImportContext:
     @property
     def is_copy(self) -> bool:
         """True for copy-image, which never changes the image's status."""
-        return self.request.method == "copy-image"
+        return self.request.method == COPY_IMAGE

@@ -45,6 +45,24 @@ class InvalidRequest(TerminalError):
     reason = "invalid_request"
 
 
+class UnknownMethod(InvalidRequest):
+    """The request names no import method, or one this deployment does not offer."""
+
+    reason = "bad_method"
+
+
+class UnknownStore(InvalidRequest):
+    """The request names a store that is not configured."""
+
+    reason = "unknown_store"
+
+
+class NotFound(TerminalError):
+    """A record the request names does not exist (an image, a task, a location)."""
+
+    reason = "not_found"
+
+
 class ImageStateConflict(TerminalError):
     """The image is not in a state that allows this import (e.g. copy-image of a queued image)."""
 

@@ -9,6 +9,7 @@ import logging
 from flows.errors import LockLost
 from flows.ports import ImageRepository, TaskRepository
 from flows.records import IMPORT_LOCK
+from flows.states import TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 class Lease:
     """Heartbeats the claimed task on a timer and checks, before each write, that it still holds.
 
-    ``async with lease:`` starts and stops the heartbeat in one visible scope.
+    ``async with lease:`` starts and stops the heartbeat in one visible scope: whoever enters
+    it (the runner, around the whole flow) is the only one that stops it.
     """
 
     def __init__(
@@ -38,19 +40,17 @@ class Lease:
         self._lost: str | None = None
 
     async def __aenter__(self) -> Lease:
-        self.start()
+        self._start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await self._stop()
 
-    def start(self) -> None:
-        """Start heartbeating (idempotent)."""
+    def _start(self) -> None:
         if self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._beat(), name=f"heartbeat-{self._task_id}")
 
-    async def stop(self) -> None:
-        """Stop heartbeating."""
+    async def _stop(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -70,7 +70,7 @@ class Lease:
             )
             raise LockLost(self._lost)
         task = await self._tasks.get(self._task_id)
-        if task.status != "processing" or task.claimed_by != self._worker_id:
+        if task.status != TaskStatus.PROCESSING or task.claimed_by != self._worker_id:
             self._lost = (
                 f"task {self._task_id} was taken over (status {task.status}, claimed by "
                 f"{task.claimed_by}): lock preempted"

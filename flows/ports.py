@@ -14,7 +14,7 @@ class ImageRepository(Protocol):
     """Reads and updates image records; every method is atomic on its own."""
 
     async def get(self, image_id: str) -> ImageRecord:
-        """Return the image, or raise :class:`flows.errors.InvalidRequest` if it is unknown."""
+        """Return the image, or raise :class:`flows.errors.NotFound` if it is unknown."""
         ...
 
     async def set_status(self, image_id: str, status: str) -> None:
@@ -58,7 +58,7 @@ class TaskRepository(Protocol):
     """Reads and updates task records (``tasks`` + ``task_info``)."""
 
     async def get(self, task_id: str) -> TaskRecord:
-        """Return the task, or raise :class:`flows.errors.InvalidRequest` if it is unknown."""
+        """Return the task, or raise :class:`flows.errors.NotFound` if it is unknown."""
         ...
 
     async def claim(self, task_id: str, worker_id: str) -> None:
@@ -71,12 +71,4 @@ class TaskRepository(Protocol):
 
     async def set_message(self, task_id: str, message: str) -> None:
         """Replace the task's progress/status message."""
-        ...
-
-    async def succeed(self, task_id: str, result: dict[str, object]) -> None:
-        """Mark the task ``success`` with its result."""
-        ...
-
-    async def fail(self, task_id: str, message: str) -> None:
-        """Mark the task ``failure`` with a message that says what went wrong."""
         ...

@@ -5,14 +5,15 @@ from __future__ import annotations
 from flows.errors import ImageStateConflict
 from flows.records import ImageRecord
 from flows.request import COPY_IMAGE, GLANCE_DIRECT, WEB_DOWNLOAD, ImportRequest
+from flows.states import ImageStatus
 
 #: Statuses a new import request may start from. ``failed`` admits a new attempt after a
 #: failed import (imgworker leaves a failed image ``failed``, where Glance resets it to
 #: ``queued``).
-_STARTABLE = {
-    WEB_DOWNLOAD: ("queued", "failed"),
-    GLANCE_DIRECT: ("uploading", "failed"),
-    COPY_IMAGE: ("active",),
+_STARTABLE: dict[str, tuple[str, ...]] = {
+    WEB_DOWNLOAD: (ImageStatus.QUEUED, ImageStatus.FAILED),
+    GLANCE_DIRECT: (ImageStatus.UPLOADING, ImageStatus.FAILED),
+    COPY_IMAGE: (ImageStatus.ACTIVE,),
 }
 
 
@@ -24,7 +25,7 @@ def check_can_start(request: ImportRequest, image: ImageRecord, *, resuming: boo
     """
     allowed = _STARTABLE[request.method]
     if resuming and request.method != COPY_IMAGE:
-        allowed = (*allowed, "importing")
+        allowed = (*allowed, ImageStatus.IMPORTING)
     if image.status not in allowed:
         raise ImageStateConflict(
             f"image {image.id} is {image.status}; {request.method} needs it to be "

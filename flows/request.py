@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flows.errors import InvalidRequest
+from flows.errors import InvalidRequest, UnknownMethod
 
 WEB_DOWNLOAD = "web-download"
 GLANCE_DIRECT = "glance-direct"
@@ -64,10 +64,10 @@ def parse_import_request(body: Mapping[str, Any]) -> ImportRequest:
         raise InvalidRequest("import_req must be a JSON object")
     method = body.get("method")
     if not isinstance(method, Mapping):
-        raise InvalidRequest("import_req.method must be an object with a 'name'")
+        raise UnknownMethod("import_req.method must be an object with a 'name'")
     name = method.get("name")
     if name not in METHODS:
-        raise InvalidRequest(
+        raise UnknownMethod(
             f"import_req.method.name {name!r} is not an import method; use one of "
             + ", ".join(METHODS)
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from flows.errors import ImageStateConflict, InvalidRequest
+from flows.errors import ImageStateConflict, UnknownStore
 from flows.records import ImageRecord
 from flows.request import COPY_IMAGE, ImportRequest
 
@@ -21,7 +21,7 @@ def resolve_targets(
     """
     unknown = [name for name in request.stores if name not in configured]
     if unknown:
-        raise InvalidRequest(
+        raise UnknownStore(
             f"unknown store(s) {', '.join(unknown)}; configured stores: "
             + ", ".join(sorted(configured))
         )

@@ -14,10 +14,11 @@ import click
 from flows.errors import ImportFailed
 from flows.observer import FlowObserver
 from flows.request import ExpectedChecksum, parse_import_request
+from flows.states import AttemptStatus
 from worker.db.schema import upgrade
 from worker.embedded import EmbeddedResult, copy_image, import_image
 from worker.presenter import IMAGE_FIELDS, image_fields, render_table
-from worker.runner import Services
+from worker.services import Services
 from worker.settings import ConfigError, Settings, load_settings
 from worker.terminal import TerminalProgress
 
@@ -118,7 +119,7 @@ def _finish(result: EmbeddedResult, as_json: bool) -> None:
         click.echo(json.dumps(fields, indent=2))
     else:
         click.echo(render_table(fields))
-    if result.outcome.status != "success":
+    if result.outcome.status != AttemptStatus.SUCCESS:
         click.echo(f"error: import failed: {result.outcome.message}", err=True)
         sys.exit(1)
     if result.image.properties.get("os_glance_failed_import"):

@@ -15,11 +15,13 @@ from flows.request import parse_import_request
 from worker.address import parse_address
 from worker.cli import DISK_FORMATS, Env, pass_env, run_with_services
 from worker.daemon.app import Daemon
-from worker.daemon.client import enqueue_import
+from worker.daemon.client import Publisher, enqueue_import
 from worker.daemon.logs import configure_logging
 from worker.presenter import task_fields
+from worker.services import Services
 from worker.settings import ConfigError, load_settings
 from worker.staging import stage_upload
+from worker.submission import SubmissionRules
 
 
 def register(main: click.Group) -> None:
@@ -136,13 +138,20 @@ def image_import(
         request = parse_import_request(body)
     except Exception as exc:
         raise click.UsageError(str(exc)) from exc
-    task_id = run_with_services(
-        env.settings,
-        lambda services: enqueue_import(
-            services, image_id=image_id, request=request, requester=RequestContext()
-        ),
-    )
-    click.echo(task_id)
+    settings = env.settings
+
+    async def enqueue(services: Services) -> str:
+        async with Publisher(settings.broker) as publisher:
+            return await enqueue_import(
+                services.records,
+                SubmissionRules.from_settings(settings),
+                publisher,
+                image_id=image_id,
+                request=request,
+                requester=RequestContext(),
+            )
+
+    click.echo(run_with_services(settings, enqueue))
 
 
 @click.command("task-show")

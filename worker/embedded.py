@@ -31,9 +31,10 @@ from flows.request import (
     ExpectedChecksum,
     ImportRequest,
 )
-from worker.runner import Services, TaskOutcome, run_task
+from worker.runner import TaskOutcome, run_task
+from worker.services import Services
 from worker.staging import stage_upload
-from worker.submission import submit_with
+from worker.submission import SubmissionRules, submit_import
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,10 @@ async def copy_image(
 async def _submit_and_run(
     services: Services, image_id: str, request: ImportRequest, requester: RequestContext
 ) -> EmbeddedResult:
-    task = await submit_with(services, image_id, request, requester)
+    rules = SubmissionRules.from_settings(services.settings)
+    task = await submit_import(
+        services.records, rules, image_id=image_id, request=request, requester=requester
+    )
     outcome = await run_task(services, task.id, requester=requester, final_attempt=True)
     return EmbeddedResult(
         image=await services.images.get(image_id),

@@ -1,10 +1,11 @@
 """Running one import task to a terminal state: the daemon and ``imgworker import`` share this.
 
-``run_task`` loads the task row, waits out (or takes over) another worker's claim, builds the
-flow for the task's request and runs it, then records exactly one outcome: success, failure
-(image ``failed`` unless copy-image, lock released, staging cleared), or — for a transient
-failure that may be retried, or a cancellation while draining — the task back to ``pending``
-with the lock still held, so the redelivered message resumes it.
+``run_task`` loads the task row, waits out (or takes over) another worker's claim, claims it,
+holds the task's lease (the heartbeat) for as long as the flow runs, and records exactly one
+outcome through :meth:`SqlTaskRepository.finish`: success; failure (image ``failed`` unless
+copy-image, lock released, staging cleared); or — for a transient failure that may be
+retried, or a cancellation while draining — the task back to ``pending`` with the lock still
+held, so the redelivered message resumes it.
 """
 
 from __future__ import annotations
@@ -12,88 +13,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
-from typing import Literal
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from flows.context import ImportContext, RequestContext
 from flows.engine import FlowFailed
 from flows.errors import ImportFailed, LockLost, SafetyRefusal
 from flows.import_flow import build_import_flow
-from flows.observer import FlowObserver, NullObserver
+from flows.lease import Lease
 from flows.records import TaskRecord
 from flows.request import ImportRequest, parse_import_request
+from flows.states import AttemptStatus, ImageStatus, TaskStatus, is_terminal
 from flows.steps.complete import remove_staging
-from flows.stores.base import Store
-from flows.stores.registry import build_store
 from flows.targets import resolve_targets
-from worker.db.engine import create_engine, create_sessionmaker
-from worker.db.images import SqlImageRepository
-from worker.db.schema import upgrade
-from worker.db.tasks import SqlTaskRepository
-from worker.settings import Settings
+from worker.db.tasks import TaskEnd
+from worker.services import Services
 
 log = logging.getLogger(__name__)
-
-TERMINAL = ("success", "failure")
-
-
-@dataclass
-class Services:
-    """What a worker process holds for its whole life: records, stores, settings, hooks."""
-
-    settings: Settings
-    images: SqlImageRepository
-    tasks: SqlTaskRepository
-    stores: dict[str, Store]
-    observer: FlowObserver
-    worker_id: str
-    _engine: AsyncEngine | None = field(repr=False, default=None)
-
-    @classmethod
-    async def open(cls, settings: Settings, observer: FlowObserver | None = None) -> Services:
-        """Connect to the database (upgrading the schema if configured) and build the stores."""
-        if settings.database.auto_upgrade:
-            await upgrade(settings.database.url)
-        engine = create_engine(settings.database.url)
-        sessions = create_sessionmaker(engine)
-        stores = {
-            name: build_store(name, config) for name, config in settings.stores.backends.items()
-        }
-        return cls(
-            settings=settings,
-            images=SqlImageRepository(sessions),
-            tasks=SqlTaskRepository(sessions, lease_seconds=settings.worker.lease_seconds),
-            stores=stores,
-            observer=observer or NullObserver(),
-            worker_id=settings.worker.worker_id(),
-            _engine=engine,
-        )
-
-    async def ping(self) -> None:
-        """Raise unless the database answers (the readiness check)."""
-        if self._engine is None:
-            raise RuntimeError("no database engine")
-        async with self._engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-
-    async def close(self) -> None:
-        """Close store connections and the database engine."""
-        for store in self.stores.values():
-            closer = getattr(store, "close", None)
-            if closer is not None:
-                await closer()
-        if self._engine is not None:
-            await self._engine.dispose()
 
 
 @dataclass(frozen=True, slots=True)
 class TaskOutcome:
     """How a run ended: ``success``, ``failure`` or ``retry`` (requeue and try again later)."""
 
-    status: Literal["success", "failure", "retry"]
+    status: AttemptStatus
     message: str
     reason: str = "ok"
     transient: bool = False
@@ -110,8 +53,8 @@ async def run_task(
 ) -> TaskOutcome:
     """Run task ``task_id`` to a recorded outcome (see the module docstring)."""
     task = await _wait_for_claim(services, task_id)
-    if task.status in TERMINAL:
-        return TaskOutcome(task.status, task.message, "duplicate", ran=False)  # type: ignore[arg-type]
+    if is_terminal(task.status):
+        return TaskOutcome(AttemptStatus(task.status), task.message, "duplicate", ran=False)
     if task.claimed_by not in (None, services.worker_id):
         services.observer.lock_taken_over()
         log.warning(
@@ -120,14 +63,18 @@ async def run_task(
     try:
         request, targets = await _plan(services, task)
     except ImportFailed as error:
-        await services.tasks.fail(task_id, str(error))
-        await _release_lock(services, task)
-        return TaskOutcome("failure", str(error), error.reason)
+        await services.tasks.finish(task_id, TaskEnd.failure(str(error)))
+        return TaskOutcome(AttemptStatus.FAILURE, str(error), error.reason)
     if not targets:
         message = "nothing to do: every store already has the image"
-        await services.tasks.succeed(task_id, {"image_id": task.image_id, "stores": []})
-        await _release_lock(services, task)
-        return TaskOutcome("success", message)
+        await services.tasks.finish(
+            task_id, TaskEnd.success({"image_id": task.image_id, "stores": []}, message)
+        )
+        return TaskOutcome(AttemptStatus.SUCCESS, message)
+    try:
+        await services.tasks.claim(task_id, services.worker_id)
+    except LockLost as lost:
+        return TaskOutcome(AttemptStatus.FAILURE, str(lost), lost.reason)
     ctx = ImportContext(
         task_id=task_id,
         image_id=str(task.image_id),
@@ -150,7 +97,7 @@ async def _wait_for_claim(services: Services, task_id: str) -> TaskRecord:
     poll = min(services.settings.worker.heartbeat_seconds, 5.0)
     while True:
         task = await services.tasks.get(task_id)
-        if task.status in TERMINAL or task.status != "processing":
+        if task.status != TaskStatus.PROCESSING:
             return task
         if task.claimed_by in (None, services.worker_id):
             return task
@@ -175,35 +122,36 @@ async def _plan(services: Services, task: TaskRecord) -> tuple[ImportRequest, li
 async def _run_flow(
     services: Services, ctx: ImportContext, targets: list[str], final_attempt: bool
 ) -> TaskOutcome:
+    """Run the flow inside the task's lease; record how it ended."""
     flow = build_import_flow(ctx, targets)
-    reporter = asyncio.create_task(_report_progress(ctx), name=f"progress-{ctx.task_id}")
+    lease = Lease(
+        ctx.images,
+        ctx.tasks,
+        ctx.image_id,
+        ctx.task_id,
+        ctx.worker_id,
+        ctx.settings.heartbeat_seconds,
+    )
     try:
-        await flow.run(ctx, services.observer)
+        async with lease, _progress_reporter(ctx):
+            ctx.lease = lease
+            await flow.run(ctx, services.observer)
     except FlowFailed as failed:
         return await _record_failure(services, ctx, failed, final_attempt)
     except asyncio.CancelledError:
         with contextlib.suppress(Exception):
             await services.tasks.requeue(ctx.task_id, "requeued: worker stopping")
         raise
-    finally:
-        reporter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reporter
-        if ctx.lease is not None:
-            # The heartbeat outlived successful flows and then reported the finished task
-            # as "lock preempted".
-            await ctx.lease.stop()
     result: dict[str, object] = {
         "image_id": ctx.image_id,
         "stores": list(ctx.written),
         "failed_stores": list(ctx.failed),
     }
-    await services.tasks.succeed(ctx.task_id, result)
-    await services.images.release_lock(ctx.image_id, ctx.task_id)
     message = f"imported to {', '.join(ctx.written)}"
     if ctx.failed:
         message += f"; failed: {'; '.join(ctx.failed.values())}"
-    return TaskOutcome("success", message)
+    await services.tasks.finish(ctx.task_id, TaskEnd.success(result))
+    return TaskOutcome(AttemptStatus.SUCCESS, message)
 
 
 async def _record_failure(
@@ -221,36 +169,45 @@ async def _record_failure(
         reason = error.check
     if transient and not final_attempt:
         await services.tasks.requeue(ctx.task_id, f"will retry: {message}")
-        return TaskOutcome("retry", message, reason, transient=True)
+        return TaskOutcome(AttemptStatus.RETRY, message, reason, transient=True)
     if isinstance(error, LockLost):
         # Another task or worker holds the image now and owns its cleanup; only a task that
-        # nobody else claimed is closed here.
-        task = await services.tasks.get(ctx.task_id)
-        if task.status not in TERMINAL and task.claimed_by in (None, services.worker_id):
-            await services.tasks.fail(ctx.task_id, message)
-        return TaskOutcome("failure", message, reason, transient=False)
-    if ctx.lease is not None and not ctx.is_copy:
-        await services.images.set_status(ctx.image_id, "failed")
-    await services.tasks.fail(ctx.task_id, message)
+        # nobody else claimed is ended here.
+        await services.tasks.finish(
+            ctx.task_id, TaskEnd.failure(message, claimant=services.worker_id)
+        )
+        return TaskOutcome(AttemptStatus.FAILURE, message, reason)
+    # The lock step recorded the image once it had checked it: only then did this task
+    # change the image's status, and only then is it this task's to fail.
+    touched_image = ctx.image is not None and not ctx.is_copy
     await asyncio.to_thread(remove_staging, ctx)
-    await services.images.release_lock(ctx.image_id, ctx.task_id)
-    return TaskOutcome("failure", message, reason, transient=transient)
+    await services.tasks.finish(
+        ctx.task_id,
+        TaskEnd.failure(message, image_status=ImageStatus.FAILED if touched_image else None),
+    )
+    return TaskOutcome(AttemptStatus.FAILURE, message, reason, transient=transient)
 
 
-async def _release_lock(services: Services, task: TaskRecord) -> None:
-    if task.image_id is not None:
-        await services.images.release_lock(task.image_id, task.id)
-
-
-async def _report_progress(ctx: ImportContext) -> None:
+@contextlib.asynccontextmanager
+async def _progress_reporter(ctx: ImportContext) -> AsyncIterator[None]:
     """Write the task's progress message ("Copied N MiB") every few seconds while it runs."""
-    last = ""
-    while True:
-        await asyncio.sleep(ctx.settings.progress_seconds)
-        message = ctx.progress.message()
-        if message != last:
-            try:
-                await ctx.tasks.set_message(ctx.task_id, message)
-                last = message
-            except Exception:
-                log.debug("progress message not written", exc_info=True)
+
+    async def report() -> None:
+        last = ""
+        while True:
+            await asyncio.sleep(ctx.settings.progress_seconds)
+            message = ctx.progress.message()
+            if message != last:
+                try:
+                    await ctx.tasks.set_message(ctx.task_id, message)
+                    last = message
+                except Exception:
+                    log.debug("progress message not written", exc_info=True)
+
+    reporter = asyncio.create_task(report(), name=f"progress-{ctx.task_id}")
+    try:
+        yield
+    finally:
+        reporter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reporter

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from flows.errors import ImageStateConflict, SourceError
 from flows.sparse import SparseFileReader, write_sparse
+from flows.states import ImageStatus
 from worker.db.images import SqlImageRepository
 
 #: Statuses from which an upload may be staged (Glance: queued; imgworker: also failed).
-STAGEABLE = ("queued", "failed")
+STAGEABLE = (ImageStatus.QUEUED, ImageStatus.FAILED)
 
 
 async def stage_upload(
@@ -25,7 +26,7 @@ async def stage_upload(
             + " or ".join(STAGEABLE)
         )
     size = await asyncio.to_thread(_copy_sparse, source, staging_dir / image_id)
-    await images.set_status(image_id, "uploading")
+    await images.set_status(image_id, ImageStatus.UPLOADING)
     return size
 
 

@@ -16,7 +16,7 @@ import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -33,6 +33,8 @@ WRITE_SIZE = 4 * 1024 * 1024
 #: Bytes asked of the socket per read.
 READ_SIZE = 1024 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
+
+T = TypeVar("T")
 
 
 class PinnedResolver(AbstractResolver):
@@ -153,7 +155,7 @@ async def _receive(
             "image_size", f"{shown} announces {announced} bytes, above the image size cap {cap}"
         )
     hasher: Any = hashlib.new(expected.algo) if expected else None
-    fd = await asyncio.to_thread(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    fd = await _staging_io(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
         total = 0
         buffer = bytearray()
@@ -173,8 +175,8 @@ async def _receive(
             progress(len(buffer))
         if announced is not None and total != announced:
             raise SourceUnavailable(f"{shown}: got {total} of {announced} announced bytes")
-        await asyncio.to_thread(os.ftruncate, fd, total)  # a trailing hole has no bytes
-        await asyncio.to_thread(os.fsync, fd)
+        await _staging_io(os.ftruncate, fd, total)  # a trailing hole has no bytes
+        await _staging_io(os.fsync, fd)
     finally:
         await asyncio.to_thread(os.close, fd)
     if expected is not None and hasher.hexdigest() != expected.value:
@@ -183,6 +185,18 @@ async def _receive(
             f"{hasher.hexdigest()}, "
             f"expected {expected.value}"
         )
+
+
+async def _staging_io(call: Callable[..., T], *args: Any) -> T:
+    """Run a blocking file operation on the staging area in a thread.
+
+    A local file error (a full or read-only staging disk) is the staging area's problem, not
+    the source's: it must not be reported, or retried, as "source unavailable".
+    """
+    try:
+        return await asyncio.to_thread(call, *args)
+    except OSError as exc:
+        raise StagingError(f"the staging area cannot take the download: {exc}") from exc
 
 
 def _write(fd: int, data: bytes, hasher: Any) -> None:

@@ -1,4 +1,8 @@
-"""Step ``lock``: assert this task holds the image, claim it, heartbeat, announce the targets."""
+"""Step ``lock``: assert this task holds the image, clear a dead attempt, announce the targets.
+
+The runner claims the task and holds its lease (the heartbeat) around the whole flow; this
+step checks that the lock it was given is still this task's before anything is written.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,15 @@ import logging
 
 from flows.context import ImportContext
 from flows.errors import LockLost, StoreWriteFailed
-from flows.lease import Lease
 from flows.preconditions import check_can_start
 from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, ImageRecord
+from flows.states import ImageStatus
 
 log = logging.getLogger(__name__)
 
 
 class LockStep:
-    """Takes hold of the image for this task and clears what a dead attempt left behind."""
+    """Checks this task's hold on the image and clears what a dead attempt left behind."""
 
     name = "lock"
 
@@ -22,7 +26,7 @@ class LockStep:
         self._targets = targets
 
     async def execute(self, ctx: ImportContext) -> None:
-        """Check the lock and status, claim the task, clean up, set the two lists."""
+        """Check the lock and status, clean up, set the two lists and the status."""
         image = await ctx.images.get(ctx.image_id)
         holder = image.properties.get(IMPORT_LOCK) or None
         if holder != ctx.task_id:
@@ -33,26 +37,14 @@ class LockStep:
         check_can_start(ctx.request, image, resuming=True)
         ctx.image = image
         ctx.targets = self._targets
-        await ctx.tasks.claim(ctx.task_id, ctx.worker_id)
-        ctx.lease = Lease(
-            ctx.images,
-            ctx.tasks,
-            ctx.image_id,
-            ctx.task_id,
-            ctx.worker_id,
-            ctx.settings.heartbeat_seconds,
-        )
-        ctx.lease.start()
         await _clear_previous_attempt(ctx, image)
         await ctx.images.add_to_list(ctx.image_id, IMPORTING_TO_STORES, ctx.targets)
         await ctx.images.remove_from_list(ctx.image_id, FAILED_IMPORT, ctx.targets)
         if not ctx.is_copy:
-            await ctx.images.set_status(ctx.image_id, "importing")
+            await ctx.images.set_status(ctx.image_id, ImageStatus.IMPORTING)
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
-        """Stop the heartbeat and take every unfinished target off the importing list."""
-        if ctx.lease is not None:
-            await ctx.lease.stop()
+        """Take every unfinished target off the importing list."""
         if isinstance(error, LockLost):
             return  # the lists now belong to the task holding the image
         if ctx.targets:

@@ -9,6 +9,7 @@ from flows.context import ImportContext
 from flows.errors import LockLost, StoreWriteFailed
 from flows.records import FAILED_IMPORT, IMPORTING_TO_STORES
 from flows.sparse import SparseFileReader
+from flows.states import ImageStatus
 
 log = logging.getLogger(__name__)
 
@@ -99,5 +100,5 @@ async def _activate(ctx: ImportContext) -> None:
     facts = await ctx.data_facts
     await ctx.assert_holds()
     await ctx.images.record_data(ctx.image_id, facts)
-    await ctx.images.set_status(ctx.image_id, "active")
+    await ctx.images.set_status(ctx.image_id, ImageStatus.ACTIVE)
     ctx.activated = True

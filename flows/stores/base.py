@@ -63,3 +63,7 @@ class Store(Protocol):
     def owns(self, url: str) -> bool:
         """Tell whether ``url`` is a location of this store (by scheme and place)."""
         ...
+
+    async def close(self) -> None:
+        """Release connections (the store may be used again: it reconnects)."""
+        ...

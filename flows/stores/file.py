@@ -116,6 +116,9 @@ class FileStore:
         """True when the image file exists."""
         return await asyncio.to_thread(self._path(url).is_file)
 
+    async def close(self) -> None:
+        """Nothing to release: every operation opens and closes its own file."""
+
     def _path(self, url: str) -> Path:
         if not self.owns(url):
             raise ValueError(f"{url!r} is not a location of file store {self.name!r}")

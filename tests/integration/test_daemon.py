@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from flows.context import RequestContext
 from flows.records import TaskRecord
 from flows.request import ImportRequest
+from tests.support.enqueue import enqueue, publish
 from tests.support.http import serve_app
 from tests.support.images import MiB, make_sparse_raw
 from tests.support.services import require_tcp
@@ -31,9 +32,8 @@ from tests.support.workers import (
     running_workers,
     write_config,
 )
-from worker.daemon.client import enqueue_import, publish
 from worker.daemon.messages import TaskMessage
-from worker.runner import Services
+from worker.services import Services
 from worker.settings import Settings, load_settings
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -94,7 +94,7 @@ async def _enqueue(services: Services, uri: str, stores: list[str] = STORES) -> 
     request = ImportRequest(
         method="web-download", uri=uri, stores=tuple(stores), all_stores_must_succeed=True
     )
-    task_id = await enqueue_import(services, image_id=image.id, request=request)
+    task_id = await enqueue(services, image.id, request)
     return image.id, task_id
 
 

@@ -25,7 +25,7 @@ from tests.support.images import (
 from tests.support.settings import make_settings
 from worker import runner as runner_module
 from worker.embedded import copy_image, import_image
-from worker.runner import Services
+from worker.services import Services
 from worker.settings import Settings
 
 STORES = ["central", "dcn0", "dcn1"]

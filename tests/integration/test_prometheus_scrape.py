@@ -14,6 +14,7 @@ from urllib.request import urlopen
 import pytest
 
 from flows.request import ImportRequest
+from tests.support.enqueue import enqueue
 from tests.support.http import serve_directory
 from tests.support.images import MiB, make_sparse_raw
 from tests.support.services import require_program, require_tcp
@@ -25,8 +26,7 @@ from tests.support.workers import (
     running_workers,
     write_config,
 )
-from worker.daemon.client import enqueue_import
-from worker.runner import Services
+from worker.services import Services
 from worker.settings import load_settings
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -126,7 +126,7 @@ async def test_prometheus_sees_the_counters_and_evaluates_the_rules(
                     name="scraped", disk_format="raw", container_format="bare"
                 )
                 request = ImportRequest(method="web-download", uri=f"{source}/disk.raw")
-                await enqueue_import(services, image_id=image.id, request=request)
+                await enqueue(services, image.id, request)
             await asyncio.to_thread(_wait_for, base, "sum(imgworker_tasks_succeeded_total)", 4.0)
     finally:
         await services.close()

@@ -17,7 +17,7 @@ from tests.support.images import MiB, convert, make_sparse_raw, sha512_of
 from tests.support.settings import make_settings
 from worker.embedded import copy_image, import_image
 from worker.presenter import image_fields
-from worker.runner import Services
+from worker.services import Services
 from worker.settings import Settings
 
 pytestmark = pytest.mark.ceph

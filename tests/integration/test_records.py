@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 
-from flows.errors import ImageStateConflict, InvalidRequest, LockLost
+from flows.errors import ImageStateConflict, LockLost, NotFound
 from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, DataFacts
 from worker.db.engine import create_engine, create_sessionmaker
 from worker.db.images import SqlImageRepository
 from worker.db.locks import acquire_import_lock
 from worker.db.schema import current_revision, upgrade
-from worker.db.tasks import SqlTaskRepository
+from worker.db.tasks import SqlTaskRepository, TaskEnd
 
 GLANCE_TABLES = {"images", "image_properties", "image_locations", "tasks", "task_info"}
 
@@ -87,9 +87,9 @@ async def test_image_lifecycle_fields(records: Records) -> None:
 
 
 async def test_unknown_ids_are_named(records: Records) -> None:
-    with pytest.raises(InvalidRequest, match="image nope does not exist"):
+    with pytest.raises(NotFound, match="image nope does not exist"):
         await records.images.get("nope")
-    with pytest.raises(InvalidRequest, match="task nope does not exist"):
+    with pytest.raises(NotFound, match="task nope does not exist"):
         await records.tasks.get("nope")
 
 
@@ -166,10 +166,11 @@ async def test_task_states_and_info(records: Records) -> None:
     requeued = await records.tasks.get("t1")
     assert (requeued.status, requeued.claimed_by) == ("pending", None)
     await records.tasks.claim("t1", "w2")
-    await records.tasks.succeed("t1", {"stores": ["central"]})
+    assert await records.tasks.finish("t1", TaskEnd.success({"stores": ["central"]}))
     done = await records.tasks.get("t1")
     assert (done.status, done.result, done.claimed_by) == ("success", {"stores": ["central"]}, None)
     await records.tasks.requeue("t1", "ignored")
+    assert not await records.tasks.finish("t1", TaskEnd.failure("too late"))
     assert (await records.tasks.get("t1")).status == "success"
     assert [t.id for t in await records.tasks.list_for_image(image.id)] == ["t1"]
 

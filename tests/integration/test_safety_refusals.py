@@ -21,7 +21,7 @@ from tests.support.services import require_program
 from tests.support.settings import make_settings
 from worker.daemon.metrics import Metrics
 from worker.embedded import import_image
-from worker.runner import Services
+from worker.services import Services
 from worker.settings import Settings
 
 STORES = ("central", "dcn0")

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from flows.context import RequestContext
 from flows.request import ImportRequest
 from tests.support.images import MiB, convert, make_sparse_raw, sha512_of
 from tests.support.settings import make_settings
@@ -23,9 +22,10 @@ from tests.support.signing import (
     signature_properties,
 )
 from worker.daemon.metrics import Metrics
-from worker.runner import Services, TaskOutcome, run_task
+from worker.runner import TaskOutcome, run_task
+from worker.services import Services
 from worker.staging import stage_upload
-from worker.submission import submit_with
+from worker.submission import SubmissionRules, submit_import
 
 STORES = ("central", "dcn0")
 
@@ -58,7 +58,8 @@ async def _import(
     )
     await stage_upload(services.images, services.settings.staging.dir, image.id, source)
     request = ImportRequest(method="glance-direct", stores=STORES)
-    task = await submit_with(services, image.id, request, RequestContext())
+    rules = SubmissionRules.from_settings(services.settings)
+    task = await submit_import(services.records, rules, image_id=image.id, request=request)
     return await run_task(services, task.id), image.id
 
 

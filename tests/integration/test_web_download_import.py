@@ -13,7 +13,7 @@ from tests.support.http import serve_directory
 from tests.support.images import MiB, convert, make_sparse_raw, sha512_of
 from tests.support.settings import make_settings
 from worker.embedded import import_image
-from worker.runner import Services
+from worker.services import Services
 from worker.settings import Settings
 
 

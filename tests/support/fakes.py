@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from flows.errors import InvalidRequest
+from flows.errors import NotFound
 from flows.records import (
     IMPORT_LOCK,
     DataFacts,
@@ -30,7 +30,7 @@ class MemoryImages:
         try:
             return self.images[image_id]
         except KeyError:
-            raise InvalidRequest(f"image {image_id} does not exist") from None
+            raise NotFound(f"image {image_id} does not exist") from None
 
     def _update(self, image_id: str, **changes: object) -> None:
         self.images[image_id] = dataclasses.replace(self.images[image_id], **changes)  # type: ignore[arg-type]
@@ -105,7 +105,7 @@ class MemoryTasks:
         try:
             return self.tasks[task_id]
         except KeyError:
-            raise InvalidRequest(f"task {task_id} does not exist") from None
+            raise NotFound(f"task {task_id} does not exist") from None
 
     def _update(self, task_id: str, **changes: object) -> None:
         self.tasks[task_id] = dataclasses.replace(self.tasks[task_id], **changes)  # type: ignore[arg-type]
@@ -120,9 +120,3 @@ class MemoryTasks:
 
     async def set_message(self, task_id: str, message: str) -> None:
         self._update(task_id, message=message)
-
-    async def succeed(self, task_id: str, result: dict[str, object]) -> None:
-        self._update(task_id, status="success", result=result)
-
-    async def fail(self, task_id: str, message: str) -> None:
-        self._update(task_id, status="failure", message=message)

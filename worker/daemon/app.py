@@ -17,7 +17,7 @@ import signal
 from worker.daemon.consumer import Consumer
 from worker.daemon.http import Health, bound_address, start_http
 from worker.daemon.metrics import Metrics
-from worker.runner import Services
+from worker.services import Services
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)

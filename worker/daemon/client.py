@@ -1,7 +1,8 @@
-"""The API layer's side: take the lock, create the task, publish the message.
+"""The producer's side: take the lock, create the task, publish the message.
 
-``enqueue_import`` is what an API server calls after ``POST /v2/images/{id}/import``; the
-``imgworker image-import`` command calls it too.
+``enqueue_import`` is what the API service calls for ``POST /v2/images/{id}/import``; the
+``imgworker image-import`` command calls it too. Like arq's producer it needs only the records
+and the broker settings, never a worker.
 """
 
 from __future__ import annotations
@@ -16,43 +17,39 @@ from flows.context import RequestContext
 from flows.request import ImportRequest
 from worker.daemon.messages import ENQUEUED_AT, TaskMessage
 from worker.daemon.topology import declare
-from worker.runner import Services
+from worker.db.tasks import TaskEnd
+from worker.services import Records
 from worker.settings import BrokerSettings
-from worker.submission import submit_with
+from worker.submission import SubmissionRules, submit_import
 
 
 async def enqueue_import(
-    services: Services,
+    records: Records,
+    rules: SubmissionRules,
+    publisher: Publisher,
     *,
     image_id: str,
     request: ImportRequest,
     requester: RequestContext | None = None,
-    publisher: Publisher | None = None,
 ) -> str:
     """Lock the image, record the task and publish it; return the task id.
 
-    If the message cannot be published, the task is marked failed and the lock released, so
+    If the message cannot be published, the task is ended failed and the lock released, so
     the image can be imported again: nothing waits for a message that does not exist.
     """
     requester = requester or RequestContext()
-    task = await submit_with(services, image_id, request, requester)
-    message = TaskMessage(task.id, image_id, request, requester)
+    task = await submit_import(
+        records, rules, image_id=image_id, request=request, requester=requester
+    )
     try:
-        if publisher is not None:
-            await publisher.publish(message)
-        else:
-            await publish(services, message)
+        await publisher.publish(TaskMessage(task.id, image_id, request, requester))
     except BaseException as exc:
-        await services.tasks.fail(task.id, f"not started: the task could not be published: {exc}")
-        await services.images.release_lock(image_id, task.id)
+        await records.tasks.finish(
+            task.id,
+            TaskEnd.failure(f"not started: the task could not be published: {exc}"),
+        )
         raise
     return task.id
-
-
-async def publish(services: Services, message: TaskMessage) -> None:
-    """Publish one task message on a connection of its own (see :class:`Publisher`)."""
-    async with Publisher(services.settings.broker) as publisher:
-        await publisher.publish(message)
 
 
 class Publisher:
@@ -76,7 +73,6 @@ class Publisher:
     async def publish(self, message: TaskMessage) -> None:
         """Publish one persistent task message and wait for the broker's confirm."""
         assert self._exchange is not None, "use Publisher as an async context manager"
-        broker = self._broker
         await self._exchange.publish(
             aio_pika.Message(
                 message.to_json(),
@@ -87,5 +83,5 @@ class Publisher:
                 # AMQP timestamps have whole seconds; queue wait wants microseconds.
                 headers={ENQUEUED_AT: time.time_ns() // 1000},
             ),
-            routing_key=broker.routing_key,
+            routing_key=self._broker.routing_key,
         )

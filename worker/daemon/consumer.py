@@ -33,13 +33,16 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from flows.errors import InvalidRequest
+from flows.errors import NotFound
+from flows.states import AttemptStatus
 from worker.daemon.http import Health
 from worker.daemon.logs import task_log_context
 from worker.daemon.messages import ENQUEUED_AT, MessageRejected, TaskMessage, parse_message
 from worker.daemon.metrics import Metrics
 from worker.daemon.topology import declare
-from worker.runner import Services, run_task
+from worker.db.tasks import TaskEnd
+from worker.runner import run_task
+from worker.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +154,7 @@ class Consumer:
         self._metrics.task_finished(
             method, outcome.status, outcome.reason, time.monotonic() - started
         )
-        if outcome.status == "retry":
+        if outcome.status == AttemptStatus.RETRY:
             await self._retry(message, returned + 1)
         else:
             await message.ack()
@@ -160,7 +163,7 @@ class Consumer:
         tasks, images = self._services.tasks, self._services.images
         try:
             task = await tasks.get(parsed.task_id)
-        except InvalidRequest:
+        except NotFound:
             raise MessageRejected(
                 "missing_task", f"task {parsed.task_id} does not exist in the database"
             ) from None
@@ -173,7 +176,7 @@ class Consumer:
             )
         try:
             await images.get(parsed.image_id)
-        except InvalidRequest:
+        except NotFound:
             raise MessageRejected(
                 "missing_image", f"image {parsed.image_id} does not exist", parsed.task_id
             ) from None
@@ -212,17 +215,11 @@ class Consumer:
 
     async def _fail_task(self, rejected: MessageRejected) -> None:
         assert rejected.task_id is not None
-        tasks, images = self._services.tasks, self._services.images
-        try:
-            task = await tasks.get(rejected.task_id)
-        except Exception:
-            return
-        if task.status in ("success", "failure"):
-            return
         with contextlib.suppress(Exception):
-            await tasks.fail(task.id, f"rejected: {rejected.reason}: {rejected.detail}")
-            if task.image_id is not None:
-                await images.release_lock(task.image_id, task.id)
+            await self._services.tasks.finish(
+                rejected.task_id,
+                TaskEnd.failure(f"rejected: {rejected.reason}: {rejected.detail}"),
+            )
 
     async def stop_consuming(self) -> None:
         """Stop taking new messages (the first step of a drain)."""

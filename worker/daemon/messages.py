@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.context import RequestContext
-from flows.errors import InvalidRequest
+from flows.errors import InvalidRequest, UnknownMethod
 from flows.request import ImportRequest, parse_import_request
 
 VERSION = 1
@@ -81,9 +81,10 @@ def parse_message(body: bytes, configured_stores: Collection[str]) -> TaskMessag
         raise MessageRejected("bad_field", f"type {data.get('type')!r} is not {TASK_TYPE}", task_id)
     try:
         request = parse_import_request(data.get("import_req"))  # type: ignore[arg-type]
+    except UnknownMethod as exc:
+        raise MessageRejected("bad_method", str(exc), task_id) from exc
     except InvalidRequest as exc:
-        reason = "bad_method" if "method" in str(exc) else "bad_field"
-        raise MessageRejected(reason, str(exc), task_id) from exc
+        raise MessageRejected("bad_field", str(exc), task_id) from exc
     unknown = [name for name in request.stores if name not in configured_stores]
     if unknown:
         raise MessageRejected(

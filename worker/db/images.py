@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from flows.errors import InvalidRequest
+from flows.errors import NotFound
 from flows.records import (
     IMPORT_LOCK,
     DataFacts,
@@ -45,7 +45,7 @@ class SqlImageRepository:
     # -- reading -------------------------------------------------------------------------
 
     async def get(self, image_id: str) -> ImageRecord:
-        """Return the image, or raise :class:`InvalidRequest` naming the unknown id."""
+        """Return the image, or raise :class:`NotFound` naming the unknown id."""
 
         async def work(session: AsyncSession) -> ImageRecord:
             return _snapshot(await _load(session, image_id))
@@ -114,7 +114,7 @@ class SqlImageRepository:
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount == 0:  # type: ignore[attr-defined]
-                raise InvalidRequest(f"image {image_id} does not exist")
+                raise NotFound(f"image {image_id} does not exist")
 
         await self._in_transaction(work)
 
@@ -278,7 +278,7 @@ async def _load(session: AsyncSession, image_id: str) -> Image:
         .options(selectinload(Image.properties), selectinload(Image.locations))
     )
     if image is None:
-        raise InvalidRequest(f"image {image_id} does not exist")
+        raise NotFound(f"image {image_id} does not exist")
     return image
 
 
@@ -286,7 +286,7 @@ async def _lock_row(session: AsyncSession, image_id: str) -> None:
     """Lock the image row for the rest of the transaction (no-op on SQLite: see engine)."""
     found = await session.scalar(select(Image.id).where(Image.id == image_id).with_for_update())
     if found is None:
-        raise InvalidRequest(f"image {image_id} does not exist")
+        raise NotFound(f"image {image_id} does not exist")
 
 
 async def _property(session: AsyncSession, image_id: str, name: str) -> ImageProperty | None:

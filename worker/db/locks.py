@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from flows.errors import ImageStateConflict, InvalidRequest
+from flows.errors import ImageStateConflict, NotFound
 from flows.records import IMPORT_LOCK
+from flows.states import is_terminal
 from worker.db.images import SqlImageRepository
-from worker.db.tasks import TERMINAL, SqlTaskRepository
+from worker.db.tasks import SqlTaskRepository, TaskEnd
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +55,18 @@ async def acquire_import_lock(
 async def _is_dead(tasks: SqlTaskRepository, holder: str, lease_seconds: float) -> bool:
     try:
         task = await tasks.get(holder)
-    except InvalidRequest:
+    except NotFound:
         return True
-    if task.status in TERMINAL:
+    if is_terminal(task.status):
         return True
     return await tasks.is_stale(holder, lease_seconds)
 
 
 async def _preempt(tasks: SqlTaskRepository, holder: str) -> None:
     try:
-        task = await tasks.get(holder)
-    except InvalidRequest:
+        await tasks.finish(
+            holder,
+            TaskEnd.failure("lock preempted: the task stopped heartbeating within its lease"),
+        )
+    except NotFound:
         return
-    if task.status not in TERMINAL:
-        await tasks.fail(holder, "lock preempted: the task stopped heartbeating within its lease")

@@ -8,22 +8,53 @@ lease — so two deliveries of one message never run the same task at once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from flows.errors import InvalidRequest, LockLost
-from flows.records import TaskRecord
-from worker.db.models import Task, TaskInfo, utcnow
+from flows.errors import LockLost, NotFound
+from flows.records import IMPORT_LOCK, TaskRecord
+from flows.states import ImageStatus, TaskStatus, is_terminal
+from worker.db.models import Image, ImageProperty, Task, TaskInfo, utcnow
 
 T = TypeVar("T")
 
-PENDING = "pending"
-PROCESSING = "processing"
-TERMINAL = ("success", "failure")
+PENDING = TaskStatus.PENDING
+PROCESSING = TaskStatus.PROCESSING
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEnd:
+    """How a task ends: everything :meth:`SqlTaskRepository.finish` writes in one transaction."""
+
+    status: TaskStatus
+    message: str = ""
+    result: Mapping[str, object] | None = None
+    #: The image's new status, written only if this task still held the image's lock.
+    image_status: ImageStatus | None = None
+    #: End the task only if it is unclaimed or claimed by this worker (a task another worker
+    #: took over is theirs to end).
+    claimant: str | None = None
+
+    @classmethod
+    def success(cls, result: Mapping[str, object], message: str = "") -> TaskEnd:
+        """A task that did its work."""
+        return cls(TaskStatus.SUCCESS, message, result)
+
+    @classmethod
+    def failure(
+        cls,
+        message: str,
+        *,
+        image_status: ImageStatus | None = None,
+        claimant: str | None = None,
+    ) -> TaskEnd:
+        """A task that failed, saying why."""
+        return cls(TaskStatus.FAILURE, message, image_status=image_status, claimant=claimant)
 
 
 class SqlTaskRepository:
@@ -70,7 +101,7 @@ class SqlTaskRepository:
         return await self._in_transaction(work)
 
     async def get(self, task_id: str) -> TaskRecord:
-        """Return the task, or raise :class:`InvalidRequest` naming the unknown id."""
+        """Return the task, or raise :class:`NotFound` naming the unknown id."""
 
         async def work(session: AsyncSession) -> TaskRecord:
             return _snapshot(await _load(session, task_id))
@@ -139,7 +170,7 @@ class SqlTaskRepository:
         """
         lease = self._lease if lease_seconds is None else timedelta(seconds=lease_seconds)
         task = await self._row(task_id)
-        if task.status in TERMINAL:
+        if is_terminal(task.status):
             return False
         if task.status == PENDING:
             lease *= 2
@@ -150,20 +181,45 @@ class SqlTaskRepository:
         """Replace the task's message."""
         await self._set(task_id, message=message)
 
-    async def succeed(self, task_id: str, result: dict[str, object]) -> None:
-        """Mark the task ``success`` with ``result``."""
-        await self._set(task_id, status="success", result=dict(result), message="")
+    async def finish(self, task_id: str, end: TaskEnd) -> bool:
+        """End the task as ``end`` says, release its image lock: the one way a task ends.
 
-    async def fail(self, task_id: str, message: str) -> None:
-        """Mark the task ``failure`` with ``message``."""
-        await self._set(task_id, status="failure", message=message)
+        One transaction: the task's status, message and result; the image's import lock
+        dropped if this task holds it; and the image's status when ``end`` gives one and the
+        lock was this task's. A task that already ended (or, with ``claimant``, that another
+        worker claimed) is left alone. Returns whether this call ended the task.
+        """
+
+        async def work(session: AsyncSession) -> bool:
+            image_id = await session.scalar(select(Task.image_id).where(Task.id == task_id))
+            if image_id is not None:
+                # The image row first, as every writer of the image's properties locks it.
+                await session.execute(
+                    select(Image.id).where(Image.id == image_id).with_for_update()
+                )
+            task = await _load(session, task_id, for_update=True)
+            if is_terminal(task.status):
+                return False
+            if end.claimant is not None and task.claimed_by not in (None, end.claimant):
+                return False
+            task.status = end.status
+            task.claimed_by = None
+            task.updated_at = utcnow()
+            if end.result is not None:
+                task.info.result = dict(end.result)
+            task.info.message = end.message
+            if image_id is not None:
+                await _release_and_set(session, image_id, task_id, end.image_status)
+            return True
+
+        return await self._in_transaction(work)
 
     async def requeue(self, task_id: str, message: str) -> None:
         """Put an unfinished task back to ``pending`` (unclaimed) to be run again."""
 
         async def work(session: AsyncSession) -> None:
             task = await _load(session, task_id)
-            if task.status in TERMINAL:
+            if is_terminal(task.status):
                 return
             task.status = PENDING
             task.claimed_by = None
@@ -178,34 +234,43 @@ class SqlTaskRepository:
 
         return await self._in_transaction(work)
 
-    async def _set(
-        self,
-        task_id: str,
-        *,
-        status: str | None = None,
-        result: dict[str, Any] | None = None,
-        message: str | None = None,
-    ) -> None:
+    async def _set(self, task_id: str, *, message: str) -> None:
         async def work(session: AsyncSession) -> None:
             task = await _load(session, task_id)
-            if status is not None:
-                task.status = status
-                if status in TERMINAL:
-                    task.claimed_by = None
             task.updated_at = utcnow()
-            if result is not None:
-                task.info.result = result
-            if message is not None:
-                task.info.message = message
+            task.info.message = message
 
         await self._in_transaction(work)
 
 
-async def _load(session: AsyncSession, task_id: str) -> Task:
-    task = await session.scalar(select(Task).where(Task.id == task_id))
+async def _load(session: AsyncSession, task_id: str, *, for_update: bool = False) -> Task:
+    query = select(Task).where(Task.id == task_id)
+    if for_update:
+        query = query.with_for_update(of=Task)
+    task = await session.scalar(query)
     if task is None:
-        raise InvalidRequest(f"task {task_id} does not exist")
+        raise NotFound(f"task {task_id} does not exist")
     return task
+
+
+async def _release_and_set(
+    session: AsyncSession, image_id: str, task_id: str, image_status: ImageStatus | None
+) -> None:
+    """Drop ``task_id``'s lock on the image; set ``image_status`` if the lock was its."""
+    released = await session.execute(
+        delete(ImageProperty).where(
+            ImageProperty.image_id == image_id,
+            ImageProperty.name == IMPORT_LOCK,
+            ImageProperty.value == task_id,
+        )
+    )
+    if image_status is not None and released.rowcount:  # type: ignore[attr-defined]
+        await session.execute(
+            update(Image)
+            .where(Image.id == image_id)
+            .values(status=image_status, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _aware(moment: datetime) -> datetime:
