@@ -7,6 +7,10 @@ from flows.records import ImageRecord
 from flows.request import COPY_IMAGE, GLANCE_DIRECT, WEB_DOWNLOAD, ImportRequest
 from flows.states import ImageStatus
 
+#: Statuses from which data may be staged for glance-direct (Glance: queued; imgworker also
+#: lets a failed image be staged again).
+STAGEABLE: tuple[str, ...] = (ImageStatus.QUEUED, ImageStatus.FAILED)
+
 #: Statuses a new import request may start from. ``failed`` admits a new attempt after a
 #: failed import (imgworker leaves a failed image ``failed``, where Glance resets it to
 #: ``queued``).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 IMPORTING_TO_STORES = "os_glance_importing_to_stores"
 FAILED_IMPORT = "os_glance_failed_import"
@@ -38,6 +39,14 @@ class ImageRecord:
     os_hash_value: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
     locations: tuple[Location, ...] = ()
+    visibility: str = "shared"
+    protected: bool = False
+    os_hidden: bool = False
+    min_disk: int = 0
+    min_ram: int = 0
+    tags: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
     @property
     def stores(self) -> list[str]:
@@ -68,6 +77,9 @@ class TaskRecord:
     input: dict[str, object] | None = None
     result: dict[str, object] | None = None
     message: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

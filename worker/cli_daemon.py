@@ -28,6 +28,7 @@ def register(main: click.Group) -> None:
     """Attach the commands to the ``imgworker`` group."""
     for command in (
         run_command,
+        api_command,
         config_group,
         image_create,
         image_stage,
@@ -47,6 +48,19 @@ def run_command(env: Env, log_level: str, text_logs: bool) -> None:
     settings = env.settings
     configure_logging(log_level, json_lines=not text_logs)
     asyncio.run(Daemon(settings).run())
+
+
+@click.command("api")
+@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--text-logs", is_flag=True, help="Readable lines instead of JSON.")
+@pass_env
+def api_command(env: Env, log_level: str, text_logs: bool) -> None:
+    """Serve Glance's Image API v2 on [api] listen until SIGTERM (see docs/api.md)."""
+    from worker.api.server import serve
+
+    settings = env.settings
+    configure_logging(log_level, json_lines=not text_logs)
+    asyncio.run(serve(settings))
 
 
 @click.group("config")

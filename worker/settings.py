@@ -14,7 +14,7 @@ import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -165,6 +165,59 @@ class StoresSettings(BaseModel):
         return self
 
 
+#: Glance's disk and container formats (``GlanceDiskFormats`` narrows the first).
+DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
+CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
+
+
+class ApiSettings(_Section):
+    """``[api]``: ``imgworker api``, the Glance Image API v2 front door."""
+
+    #: ``host:port`` to listen on (Glance's port by default).
+    listen: str = "127.0.0.1:9292"
+    #: ``none``: every caller is an admin of ``default_project`` (a laptop); ``headers``:
+    #: identity from an authenticating proxy's X-Identity-Status / X-Project-Id / X-User-Id /
+    #: X-Roles headers (requests without them are refused); ``keystone``: tokens validated
+    #: against Keystone (see ``[keystone]``).
+    auth: Literal["none", "headers", "keystone"] = "none"
+    #: The project of every caller when ``auth = "none"``.
+    default_project: str = "admin"
+    #: The base URL clients reach this API at (version document, Location headers);
+    #: empty: taken from each request's Host header.
+    public_url: str = ""
+    #: Disk formats an image may be created with (the guide's ``GlanceDiskFormats``).
+    disk_formats: tuple[str, ...] = DISK_FORMATS
+    #: Container formats an image may be created with.
+    container_formats: tuple[str, ...] = CONTAINER_FORMATS
+    #: Largest JSON request body accepted, in bytes.
+    max_json_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Images listed per page when the request gives no limit, and the most it may ask for.
+    default_page_size: int = Field(default=25, ge=1)
+    max_page_size: int = Field(default=1000, ge=1)
+    #: Who sees ``locations`` in image records: nobody, admins, or everyone (Glance's
+    #: ``show_multiple_locations``; the guide's 2.5 shows them to the cloud admin).
+    show_locations: Literal["never", "admin", "everyone"] = "admin"
+    #: Seconds ``PUT /v2/images/{id}/file`` (a classic upload) waits for its import to end.
+    upload_wait_seconds: float = Field(default=3600.0, gt=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        parse_address(value)
+        return value
+
+    @model_validator(mode="after")
+    def _known_formats(self) -> ApiSettings:
+        unknown = [f for f in self.disk_formats if f not in DISK_FORMATS]
+        unknown += [f for f in self.container_formats if f not in CONTAINER_FORMATS]
+        if unknown:
+            raise ValueError(
+                f"unknown formats {unknown}; disk formats are {list(DISK_FORMATS)}, container "
+                f"formats {list(CONTAINER_FORMATS)}"
+            )
+        return self
+
+
 class Settings(BaseModel):
     """The whole configuration."""
 
@@ -179,6 +232,7 @@ class Settings(BaseModel):
     safety: SafetyPolicy = SafetyPolicy()
     signature: SignatureSettings = SignatureSettings()
     inject_metadata: InjectMetadataSettings = InjectMetadataSettings()
+    api: ApiSettings = ApiSettings()
 
     def flow_settings(self) -> FlowSettings:
         """The subset a flow runs with."""

@@ -1,33 +1,135 @@
-"""Putting a local file into the staging area for glance-direct (``image-stage``)."""
+"""Putting bits into the staging area for glance-direct: a local file or an HTTP upload.
+
+Either way the bits go to a hidden partial file first and become ``<staging>/<image_id>``
+only once complete, in the same transaction that sets the image ``uploading`` (see
+:meth:`SqlImageRepository.mark_staged`): a failed or killed upload leaves no staged file the
+record believes in, and nothing in the record about it. Zero runs are left as holes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from flows.errors import ImageStateConflict, SourceError
-from flows.sparse import SparseFileReader, write_sparse
-from flows.states import ImageStatus
+import aiofiles
+
+from flows.errors import ImageStateConflict, SafetyRefusal, SourceError, StagingError
+from flows.preconditions import STAGEABLE
+from flows.sparse import SparseFileReader, split_zero_runs, write_sparse
 from worker.db.images import SqlImageRepository
 
-#: Statuses from which an upload may be staged (Glance: queued; imgworker: also failed).
-STAGEABLE = (ImageStatus.QUEUED, ImageStatus.FAILED)
+#: Bytes gathered before looking for zero runs and writing.
+WRITE_SIZE = 4 * 1024 * 1024
+#: A partial upload untouched this long belongs to an upload that died (its writer stopped).
+STALE_PARTIAL_SECONDS = 600.0
+
+
+def partial_path(staging_dir: Path, image_id: str) -> Path:
+    """A fresh hidden name for an upload in progress."""
+    return staging_dir / f".{image_id}.stage-{uuid.uuid4().hex}.partial"
 
 
 async def stage_upload(
     images: SqlImageRepository, staging_dir: Path, image_id: str, source: Path
 ) -> int:
-    """Copy ``source`` to ``<staging>/<image_id>`` sparsely and set the image ``uploading``."""
+    """Copy a local file into ``<staging>/<image_id>`` sparsely and set the image ``uploading``."""
+    await _check_stageable(images, image_id)
+    partial = partial_path(staging_dir, image_id)
+    try:
+        size = await asyncio.to_thread(_copy_sparse, source, partial)
+        await images.mark_staged(
+            image_id, size, lambda: os.replace(partial, staging_dir / image_id)
+        )
+    finally:
+        partial.unlink(missing_ok=True)
+    return size
+
+
+async def stage_stream(
+    images: SqlImageRepository,
+    staging_dir: Path,
+    image_id: str,
+    chunks: AsyncIterator[bytes],
+    cap: int,
+) -> int:
+    """Stream an upload into ``<staging>/<image_id>`` (at most ``cap`` bytes); return its size.
+
+    Raises :class:`SafetyRefusal` (``image_size``) past the cap and
+    :class:`ImageStateConflict` when the image may not be staged.
+    """
+    await _check_stageable(images, image_id)
+    await asyncio.to_thread(staging_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(remove_stale_partials, staging_dir, image_id)
+    partial = partial_path(staging_dir, image_id)
+    try:
+        size = await _receive(chunks, partial, cap)
+        await images.mark_staged(
+            image_id, size, lambda: os.replace(partial, staging_dir / image_id)
+        )
+    finally:
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+    return size
+
+
+async def _receive(chunks: AsyncIterator[bytes], partial: Path, cap: int) -> int:
+    total = 0
+    buffer = bytearray()
+    try:
+        async with aiofiles.open(partial, "wb") as out:
+            async for chunk in chunks:
+                total += len(chunk)
+                if total > cap:
+                    raise SafetyRefusal(
+                        "image_size",
+                        f"The upload is larger than the image size cap of {cap} bytes.",
+                    )
+                buffer += chunk
+                if len(buffer) >= WRITE_SIZE:
+                    await _write_sparse(out, buffer)
+                    buffer.clear()
+            await _write_sparse(out, buffer)
+            await out.truncate(total)  # a trailing hole has no bytes to write
+            await out.flush()
+            await asyncio.to_thread(os.fsync, out.fileno())
+    except OSError as exc:
+        raise StagingError(f"the staging area cannot take the upload: {exc}") from exc
+    return total
+
+
+async def _write_sparse(
+    out: aiofiles.threadpool.binary.AsyncBufferedIOBase, data: bytearray
+) -> None:
+    """Write ``data``, seeking over all-zero blocks so they stay holes."""
+    for segment in split_zero_runs(0, memoryview(data)):
+        if segment.data is None:
+            await out.seek(segment.length, os.SEEK_CUR)
+        else:
+            await out.write(segment.data)
+
+
+async def _check_stageable(images: SqlImageRepository, image_id: str) -> None:
+    """Fail fast, before any bytes move (the final check is in ``mark_staged``)."""
     image = await images.get(image_id)
     if image.status not in STAGEABLE:
         raise ImageStateConflict(
-            f"image {image_id} is {image.status}; data can be staged only while it is "
+            f"Image {image_id} is {image.status}; data can be staged only while it is "
             + " or ".join(STAGEABLE)
         )
-    size = await asyncio.to_thread(_copy_sparse, source, staging_dir / image_id)
-    await images.set_status(image_id, ImageStatus.UPLOADING)
-    return size
+
+
+def remove_stale_partials(staging_dir: Path, image_id: str) -> None:
+    """Remove partial uploads of ``image_id`` that nobody has written to for a while."""
+    cutoff = time.time() - STALE_PARTIAL_SECONDS
+    for partial in staging_dir.glob(f".{image_id}.stage-*.partial"):
+        try:
+            if partial.stat().st_mtime < cutoff:
+                partial.unlink(missing_ok=True)
+        except OSError:
+            continue
 
 
 def _copy_sparse(source: Path, dest: Path) -> int:
@@ -35,14 +137,10 @@ def _copy_sparse(source: Path, dest: Path) -> int:
         raise SourceError(f"{source}: no such file to stage")
     dest.parent.mkdir(parents=True, exist_ok=True)
     reader = SparseFileReader(source)
-    partial = dest.with_name(dest.name + ".upload")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
         write_sparse(reader, fd)
-    except BaseException:
+        os.fsync(fd)
+    finally:
         os.close(fd)
-        partial.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(partial, dest)
     return reader.size

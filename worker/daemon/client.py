@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from typing import Protocol
 
 import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractExchange
@@ -26,7 +27,7 @@ from worker.submission import SubmissionRules, submit_import
 async def enqueue_import(
     records: Records,
     rules: SubmissionRules,
-    publisher: Publisher,
+    publisher: TaskPublisher,
     *,
     image_id: str,
     request: ImportRequest,
@@ -52,6 +53,27 @@ async def enqueue_import(
     return task.id
 
 
+class Publishable(Protocol):
+    """A task message: its task id and its body."""
+
+    @property
+    def task_id(self) -> str:
+        """The task the message runs (the AMQP ``message_id``)."""
+        ...
+
+    def to_json(self) -> bytes:
+        """The body as published."""
+        ...
+
+
+class TaskPublisher(Protocol):
+    """Anything that publishes task messages (a :class:`Publisher`, the API's lazy one)."""
+
+    async def publish(self, message: Publishable) -> None:
+        """Publish and wait for the broker's confirm."""
+        ...
+
+
 class Publisher:
     """One broker connection for many messages (an API server keeps one open)."""
 
@@ -70,7 +92,7 @@ class Publisher:
         if self._connection is not None:
             await self._connection.close()
 
-    async def publish(self, message: TaskMessage) -> None:
+    async def publish(self, message: Publishable) -> None:
         """Publish one persistent task message and wait for the broker's confirm."""
         assert self._exchange is not None, "use Publisher as an async context manager"
         await self._exchange.publish(

@@ -37,10 +37,16 @@ def task_log_context(
 
     Ids that are ``None`` are left out of the records.
     """
-    fields = {"task_id": task_id, "image_id": image_id, "request_id": request_id}
-    token = _task_fields.set(
-        MappingProxyType({key: value for key, value in fields.items() if value is not None})
-    )
+    with log_fields(task_id=task_id, image_id=image_id, request_id=request_id):
+        yield
+
+
+@contextlib.contextmanager
+def log_fields(**fields: str | None) -> Iterator[None]:
+    """Tag every record emitted inside with ``fields`` (added to those already bound)."""
+    bound = dict(_task_fields.get())
+    bound.update({key: value for key, value in fields.items() if value is not None})
+    token = _task_fields.set(MappingProxyType(bound))
     try:
         yield
     finally:

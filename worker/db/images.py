@@ -8,6 +8,7 @@ number of processes never lose each other's updates.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from flows.errors import NotFound
+from flows.errors import ImageStateConflict, NotFound
+from flows.preconditions import STAGEABLE
 from flows.records import (
     IMPORT_LOCK,
     DataFacts,
@@ -27,9 +29,17 @@ from flows.records import (
     join_store_list,
     split_store_list,
 )
+from flows.states import ImageStatus
 from worker.db.models import Image, ImageLocation, ImageProperty, utcnow
 
 T = TypeVar("T")
+
+#: What a snapshot of an image reads besides its row.
+IMAGE_RELATIONS = (
+    selectinload(Image.properties),
+    selectinload(Image.locations),
+    selectinload(Image.tags),
+)
 
 
 class SqlImageRepository:
@@ -48,7 +58,7 @@ class SqlImageRepository:
         """Return the image, or raise :class:`NotFound` naming the unknown id."""
 
         async def work(session: AsyncSession) -> ImageRecord:
-            return _snapshot(await _load(session, image_id))
+            return snapshot(await load_image(session, image_id))
 
         return await self._in_transaction(work)
 
@@ -59,10 +69,10 @@ class SqlImageRepository:
             rows = await session.scalars(
                 select(Image)
                 .where(Image.deleted.is_(False))
-                .options(selectinload(Image.properties), selectinload(Image.locations))
+                .options(*IMAGE_RELATIONS)
                 .order_by(Image.created_at, Image.id)
             )
-            return [_snapshot(image) for image in rows]
+            return [snapshot(image) for image in rows]
 
         return await self._in_transaction(work)
 
@@ -94,10 +104,11 @@ class SqlImageRepository:
                     for key, value in (properties or {}).items()
                 ],
                 locations=[],
+                tags=[],
             )
             session.add(image)
             await session.flush()
-            return _snapshot(image)
+            return snapshot(image)
 
         return await self._in_transaction(work)
 
@@ -109,7 +120,7 @@ class SqlImageRepository:
         async def work(session: AsyncSession) -> None:
             result = await session.execute(
                 update(Image)
-                .where(Image.id == image_id)
+                .where(Image.id == image_id, Image.deleted.is_(False))
                 .values(status=status, updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
@@ -146,7 +157,7 @@ class SqlImageRepository:
         self, image_id: str, prop: str, change: Callable[[builtins.list[str]], builtins.list[str]]
     ) -> builtins.list[str]:
         async def work(session: AsyncSession) -> builtins.list[str]:
-            await _lock_row(session, image_id)
+            await lock_image_row(session, image_id)
             row = await _property(session, image_id, prop)
             new = change(split_store_list(row.value or "") if row else [])
             await _put_property(session, image_id, prop, join_store_list(new), row)
@@ -154,11 +165,34 @@ class SqlImageRepository:
 
         return await self._in_transaction(work)
 
+    async def mark_staged(self, image_id: str, size: int, publish: Callable[[], None]) -> None:
+        """Make staged bits visible and the image ``uploading`` with their size, atomically.
+
+        ``publish`` (moving the complete upload into place) runs while the image row is
+        locked and only if the image may still be staged, so two uploads racing for one image
+        never leave the record describing the other one's bits.
+        """
+
+        async def work(session: AsyncSession) -> None:
+            await lock_image_row(session, image_id)
+            image = await load_image(session, image_id)
+            if image.status not in STAGEABLE:
+                raise ImageStateConflict(
+                    f"Image {image_id} is {image.status}; data can be staged only while it is "
+                    + " or ".join(STAGEABLE)
+                )
+            await asyncio.to_thread(publish)
+            image.status = ImageStatus.UPLOADING
+            image.size = size
+            image.updated_at = utcnow()
+
+        await self._in_transaction(work)
+
     async def set_property(self, image_id: str, name: str, value: str) -> None:
         """Create or replace one property."""
 
         async def work(session: AsyncSession) -> None:
-            await _lock_row(session, image_id)
+            await lock_image_row(session, image_id)
             await _put_property(
                 session, image_id, name, value, await _property(session, image_id, name)
             )
@@ -181,7 +215,7 @@ class SqlImageRepository:
         """Record an active location of the image in ``store`` (once per URL)."""
 
         async def work(session: AsyncSession) -> None:
-            await _lock_row(session, image_id)
+            await lock_image_row(session, image_id)
             existing = await session.scalar(
                 select(ImageLocation).where(
                     ImageLocation.image_id == image_id,
@@ -241,7 +275,7 @@ class SqlImageRepository:
         """Compare-and-swap ``os_glance_import_task`` from ``expected`` to ``task_id``."""
 
         async def work(session: AsyncSession) -> bool:
-            await _lock_row(session, image_id)
+            await lock_image_row(session, image_id)
             row = await _property(session, image_id, IMPORT_LOCK)
             holder = (row.value or None) if row else None
             if holder != expected:
@@ -271,20 +305,26 @@ class SqlImageRepository:
         return await self._in_transaction(work)
 
 
-async def _load(session: AsyncSession, image_id: str) -> Image:
+async def load_image(session: AsyncSession, image_id: str) -> Image:
+    """The image row with its relations, or :class:`NotFound` (deleted images too)."""
     image = await session.scalar(
         select(Image)
         .where(Image.id == image_id, Image.deleted.is_(False))
-        .options(selectinload(Image.properties), selectinload(Image.locations))
+        .options(*IMAGE_RELATIONS)
     )
     if image is None:
         raise NotFound(f"image {image_id} does not exist")
     return image
 
 
-async def _lock_row(session: AsyncSession, image_id: str) -> None:
-    """Lock the image row for the rest of the transaction (no-op on SQLite: see engine)."""
-    found = await session.scalar(select(Image.id).where(Image.id == image_id).with_for_update())
+async def lock_image_row(session: AsyncSession, image_id: str) -> None:
+    """Lock the image row for the rest of the transaction (no-op on SQLite: see engine).
+
+    A deleted image counts as missing: nothing may be written to it any more.
+    """
+    found = await session.scalar(
+        select(Image.id).where(Image.id == image_id, Image.deleted.is_(False)).with_for_update()
+    )
     if found is None:
         raise NotFound(f"image {image_id} does not exist")
 
@@ -306,7 +346,8 @@ async def _put_property(
     await session.flush()
 
 
-def _snapshot(image: Image) -> ImageRecord:
+def snapshot(image: Image) -> ImageRecord:
+    """The image row, with its properties, locations and tags, as a plain record."""
     return ImageRecord(
         id=image.id,
         name=image.name,
@@ -320,6 +361,14 @@ def _snapshot(image: Image) -> ImageRecord:
         os_hash_algo=image.os_hash_algo,
         os_hash_value=image.os_hash_value,
         properties={prop.name: prop.value or "" for prop in image.properties if not prop.deleted},
+        visibility=image.visibility,
+        protected=image.protected,
+        os_hidden=image.os_hidden,
+        min_disk=image.min_disk,
+        min_ram=image.min_ram,
+        tags=tuple(tag.value for tag in image.tags if not tag.deleted),
+        created_at=image.created_at,
+        updated_at=image.updated_at,
         locations=tuple(
             Location(
                 url=location.value,

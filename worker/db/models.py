@@ -1,4 +1,5 @@
-"""Glance's ``images``, ``image_properties``, ``image_locations``, ``tasks`` and ``task_info``.
+"""Glance's ``images``, ``image_properties``, ``image_locations``, ``image_tags``,
+``image_members``, ``tasks`` and ``task_info``.
 
 Table and column names are Glance's, so an operator who knows Glance's schema can read these
 records. Only what the worker touches is modelled; one addition: ``tasks.claimed_by``, the
@@ -52,12 +53,14 @@ class Image(Base):
     disk_format: Mapped[str | None] = mapped_column(String(20))
     container_format: Mapped[str | None] = mapped_column(String(20))
     checksum: Mapped[str | None] = mapped_column(String(32))
-    owner: Mapped[str | None] = mapped_column(String(255))
+    owner: Mapped[str | None] = mapped_column(String(255), index=True)
     min_disk: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     min_ram: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     protected: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     virtual_size: Mapped[int | None] = mapped_column(BigInteger)
-    visibility: Mapped[str] = mapped_column(String(20), default="shared", nullable=False)
+    visibility: Mapped[str] = mapped_column(
+        String(20), default="shared", nullable=False, index=True
+    )
     os_hidden: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     os_hash_algo: Mapped[str | None] = mapped_column(String(64))
     os_hash_value: Mapped[str | None] = mapped_column(String(128))
@@ -67,6 +70,9 @@ class Image(Base):
     )
     locations: Mapped[list[ImageLocation]] = relationship(
         back_populates="image", cascade="all, delete-orphan", order_by="ImageLocation.id"
+    )
+    tags: Mapped[list[ImageTag]] = relationship(
+        back_populates="image", cascade="all, delete-orphan", order_by="ImageTag.id"
     )
 
 
@@ -110,6 +116,46 @@ class ImageLocation(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
 
     image: Mapped[Image] = relationship(back_populates="locations")
+
+
+class ImageTag(Base):
+    """``image_tags``: free-form tags of an image (unique per image)."""
+
+    __tablename__ = "image_tags"
+    __table_args__ = (UniqueConstraint("image_id", "value", name="ix_image_tags_image_id_value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), nullable=False, index=True)
+    value: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+
+    image: Mapped[Image] = relationship(back_populates="tags")
+
+
+class ImageMember(Base):
+    """``image_members``: a project an image is shared with, and whether it accepted."""
+
+    __tablename__ = "image_members"
+    __table_args__ = (
+        UniqueConstraint("image_id", "member", name="ix_image_members_image_id_member"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), nullable=False)
+    member: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    can_share: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    status: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
 
 
 class Task(Base):

@@ -96,7 +96,7 @@ class SqlTaskRepository:
             )
             session.add(task)
             await session.flush()
-            return _snapshot(task)
+            return task_snapshot(task)
 
         return await self._in_transaction(work)
 
@@ -104,7 +104,7 @@ class SqlTaskRepository:
         """Return the task, or raise :class:`NotFound` naming the unknown id."""
 
         async def work(session: AsyncSession) -> TaskRecord:
-            return _snapshot(await _load(session, task_id))
+            return task_snapshot(await _load(session, task_id))
 
         return await self._in_transaction(work)
 
@@ -115,7 +115,7 @@ class SqlTaskRepository:
             rows = await session.scalars(
                 select(Task).where(Task.image_id == image_id).order_by(Task.created_at, Task.id)
             )
-            return [_snapshot(task) for task in rows.unique()]
+            return [task_snapshot(task) for task in rows.unique()]
 
         return await self._in_transaction(work)
 
@@ -267,7 +267,7 @@ async def _release_and_set(
     if image_status is not None and released.rowcount:  # type: ignore[attr-defined]
         await session.execute(
             update(Image)
-            .where(Image.id == image_id)
+            .where(Image.id == image_id, Image.deleted.is_(False))
             .values(status=image_status, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
@@ -278,7 +278,8 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _snapshot(task: Task) -> TaskRecord:
+def task_snapshot(task: Task) -> TaskRecord:
+    """The task row with its info as a plain record."""
     info = task.info
     return TaskRecord(
         id=task.id,
@@ -292,4 +293,7 @@ def _snapshot(task: Task) -> TaskRecord:
         input=dict(info.input) if info and info.input else None,
         result=dict(info.result) if info and info.result else None,
         message=(info.message or "") if info else "",
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        expires_at=task.expires_at,
     )

@@ -13,6 +13,10 @@ from worker.db.models import Base
 target_metadata = Base.metadata
 
 
+#: Key of the PostgreSQL advisory lock that serialises schema upgrades.
+UPGRADE_LOCK_KEY = 0x1A6E0_0001
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -20,6 +24,11 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Workers and API replicas starting together would otherwise race to create the
+            # same tables; the second waits here, then finds the schema current. (SQLite's
+            # BEGIN IMMEDIATE, see worker.db.engine, serialises them already.)
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK_KEY})")
         context.run_migrations()
 
 

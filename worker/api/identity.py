@@ -1,0 +1,114 @@
+"""Who is calling: the identity of each request, by ``[api] auth``.
+
+- ``none``: Glance's unauthenticated context, made usable: every caller is an admin of
+  ``[api] default_project`` (a laptop, a test).
+- ``headers``: an authenticating proxy in front (keystonemiddleware's contract) sets
+  ``X-Identity-Status: Confirmed``, ``X-Project-Id``, ``X-User-Id`` and ``X-Roles``; a request
+  without them is refused with 401.
+- ``keystone``: see :mod:`worker.api.keystone`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from flows.context import RequestContext
+from worker.api.errors import ApiError
+from worker.db.catalog import TaskOwner, Viewer
+
+ADMIN = "admin"
+MEMBER = "member"
+READER = "reader"
+
+IDENTITY_KEY = "identity"
+
+#: What ``WWW-Authenticate`` says on a 401 (keystonemiddleware's form, once Keystone is used).
+Challenge = Callable[[], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The caller: project, user, roles, and this request's id."""
+
+    project_id: str | None
+    user_id: str | None
+    roles: tuple[str, ...]
+    request_id: str
+    #: The caller's token, passed on to services that need it (Barbican), never logged.
+    token: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        """Glance's admin: the ``admin`` role."""
+        return ADMIN in self.roles
+
+    @property
+    def can_write(self) -> bool:
+        """Glance's default policies let members and admins change things; readers only read."""
+        return self.is_admin or MEMBER in self.roles
+
+    @property
+    def can_read(self) -> bool:
+        """Any of Glance's three default roles may read."""
+        return self.can_write or READER in self.roles
+
+    def viewer(self) -> Viewer:
+        """What image visibility needs to know."""
+        return Viewer(project_id=self.project_id, is_admin=self.is_admin)
+
+    def task_owner(self) -> TaskOwner:
+        """Who a task row records as its owner."""
+        return TaskOwner(owner=self.project_id, user_id=self.user_id, request_id=self.request_id)
+
+    def requester(self) -> RequestContext:
+        """The task message's ``context``."""
+        return RequestContext(
+            owner=self.project_id,
+            user_id=self.user_id,
+            request_id=self.request_id,
+            is_admin=self.is_admin,
+            roles=self.roles,
+        )
+
+
+def identity_of(request: web.Request) -> Identity:
+    """The identity the auth middleware attached to ``request``."""
+    identity = request.get(IDENTITY_KEY)
+    if not isinstance(identity, Identity):
+        raise RuntimeError("no identity on the request: the auth middleware did not run")
+    return identity
+
+
+def parse_roles(value: str) -> tuple[str, ...]:
+    """``X-Roles``: comma-separated role names, lower-cased."""
+    return tuple(role.strip().lower() for role in value.split(",") if role.strip())
+
+
+def from_headers(request: web.Request, request_id: str) -> Identity:
+    """The identity an authenticating proxy set, or 401."""
+    headers = request.headers
+    if headers.get("X-Identity-Status", "").lower() != "confirmed":
+        raise ApiError(401, "This server could not verify that you are authorized to access it.")
+    project = headers.get("X-Project-Id") or headers.get("X-Tenant-Id")
+    if not project:
+        raise ApiError(401, "The authenticating proxy sent no X-Project-Id.")
+    return Identity(
+        project_id=project,
+        user_id=headers.get("X-User-Id"),
+        roles=parse_roles(headers.get("X-Roles", "")),
+        request_id=request_id,
+        token=headers.get("X-Auth-Token"),
+    )
+
+
+def unauthenticated(project: str, request_id: str) -> Identity:
+    """``auth = "none"``: an admin of the one project."""
+    return Identity(
+        project_id=project, user_id=None, roles=(ADMIN, MEMBER, READER), request_id=request_id
+    )
+
+
+Resolver = Callable[[web.Request, str], Awaitable[Identity]]

@@ -1,0 +1,162 @@
+"""``/v2/images``: create, list, show, update and delete image records; tags."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from flows.errors import TransientError
+from flows.records import ImageRecord
+from flows.states import TaskType
+from worker.api.attributes import (
+    check_core,
+    check_key,
+    check_property,
+    check_property_count,
+    check_tags,
+)
+from worker.api.bodies import read_json, read_json_object, require_media_type
+from worker.api.common import is_uuid, json_response, visible_image
+from worker.api.errors import bad_request, not_found
+from worker.api.identity import Identity, identity_of
+from worker.api.listing import page_links, parse_image_query
+from worker.api.patch import PATCH_TYPES, parse_operations, plan_changes
+from worker.api.policy import require_owner, require_reader, require_writer
+from worker.api.state import ApiState, state_of
+from worker.api.views import image_view
+from worker.daemon.delete_message import DeleteMessage
+from worker.db.catalog import MUTABLE_CORE, ImageChanges, NewImage
+
+log = logging.getLogger(__name__)
+
+
+async def create_image(request: web.Request) -> web.Response:
+    """``POST /v2/images``: record a new ``queued`` image."""
+    state, identity = state_of(request), identity_of(request)
+    require_writer(identity, "create images")
+    body = await read_json_object(request, state.settings.api.max_json_bytes)
+    new = _new_image(body, state, identity)
+    image = await state.catalog.create(new)
+    log.info("image %s created by project %s", image.id, identity.project_id)
+    base = _base_url(request, state)
+    return json_response(
+        image_view(image, show_locations=state.shows_locations(identity)),
+        status=201,
+        headers={
+            "Location": f"{base}/v2/images/{image.id}",
+            "OpenStack-image-import-methods": ",".join(state.settings.import_.methods),
+            "OpenStack-image-store-ids": ",".join(state.settings.stores.backends),
+        },
+    )
+
+
+def _new_image(body: dict[str, Any], state: ApiState, identity: Identity) -> NewImage:
+    fields: dict[str, Any] = {"owner": identity.project_id}
+    properties: dict[str, str] = {}
+    for key, value in body.items():
+        if key == "id":
+            if not isinstance(value, str) or not is_uuid(value):
+                raise bad_request(f"id {value!r} is not a UUID.")
+            fields["image_id"] = value
+        elif key == "tags":
+            fields["tags"] = check_tags(value)
+        elif key in MUTABLE_CORE:
+            fields[key] = check_core(key, value, state.settings.api, identity)
+        else:
+            check_key(key)
+            properties[key] = check_property(key, value)
+    check_property_count(len(properties))
+    return NewImage(**fields, properties=properties)
+
+
+def _base_url(request: web.Request, state: ApiState) -> str:
+    configured = state.settings.api.public_url.rstrip("/")
+    return configured or f"{request.scheme}://{request.host}"
+
+
+async def list_images(request: web.Request) -> web.Response:
+    """``GET /v2/images``: one page of the images the caller may list."""
+    state, identity = state_of(request), identity_of(request)
+    require_reader(identity)
+    query = parse_image_query(request.query, state.settings.api)
+    images = await state.catalog.list(query, identity.viewer())
+    shows = state.shows_locations(identity)
+    full_page = query.limit > 0 and len(images) == query.limit
+    body: dict[str, Any] = {"images": [image_view(i, show_locations=shows) for i in images]}
+    body.update(page_links(request.query, images[-1].id if full_page else None))
+    body["schema"] = "/v2/schemas/images"
+    return json_response(body)
+
+
+async def show_image(request: web.Request) -> web.Response:
+    """``GET /v2/images/{image_id}``."""
+    state, identity, image = await visible_image(request)
+    return json_response(image_view(image, show_locations=state.shows_locations(identity)))
+
+
+async def update_image(request: web.Request) -> web.Response:
+    """``PATCH /v2/images/{image_id}``: apply a JSON patch (Glance's media types)."""
+    media = require_media_type(request, PATCH_TYPES)
+    state, identity, image = await visible_image(request)
+    require_owner(identity, image, "update")
+    body = await read_json(request, state.settings.api.max_json_bytes, PATCH_TYPES)
+    changes = plan_changes(image, parse_operations(body, media), state.settings.api, identity)
+    updated = await state.catalog.update(image.id, changes)
+    return json_response(image_view(updated, show_locations=state.shows_locations(identity)))
+
+
+async def delete_image(request: web.Request) -> web.Response:
+    """``DELETE /v2/images/{image_id}``: gone at once; the workers remove its data."""
+    state, identity, image = await visible_image(request)
+    require_owner(identity, image, "delete")
+    deletion = await state.catalog.delete(image.id, identity.task_owner())
+    if deletion.task is not None:
+        await publish_delete(state, identity, image, deletion.task.id, deletion.task.type)
+    log.info("image %s deleted by project %s", image.id, identity.project_id)
+    return web.Response(status=204)
+
+
+async def publish_delete(
+    state: ApiState, identity: Identity, image: ImageRecord, task_id: str, kind: str
+) -> None:
+    """Publish a delete task; if the broker is down, the task waits for the sweeper."""
+    message = DeleteMessage(task_id, image.id, TaskType(kind), identity.requester())
+    try:
+        await state.publisher.publish(message)
+    except TransientError as exc:
+        log.warning("delete task %s not published (%s); the sweeper will publish it", task_id, exc)
+
+
+async def add_tag(request: web.Request) -> web.Response:
+    """``PUT /v2/images/{image_id}/tags/{tag}``."""
+    state, identity, image = await visible_image(request)
+    require_owner(identity, image, "tag")
+    tags = check_tags([*image.tags, request.match_info["tag"]])
+    await state.catalog.update(image.id, ImageChanges(tags=tags))
+    return web.Response(status=204)
+
+
+async def delete_tag(request: web.Request) -> web.Response:
+    """``DELETE /v2/images/{image_id}/tags/{tag}``."""
+    state, identity, image = await visible_image(request)
+    require_owner(identity, image, "untag")
+    tag = request.match_info["tag"]
+    if tag not in image.tags:
+        raise not_found(f"Tag {tag} not found on image {image.id}.")
+    await state.catalog.update(
+        image.id, ImageChanges(tags=tuple(t for t in image.tags if t != tag))
+    )
+    return web.Response(status=204)
+
+
+ROUTES = [
+    web.post("/v2/images", create_image),
+    web.get("/v2/images", list_images),
+    web.get("/v2/images/{image_id}", show_image),
+    web.patch("/v2/images/{image_id}", update_image),
+    web.delete("/v2/images/{image_id}", delete_image),
+    web.put("/v2/images/{image_id}/tags/{tag}", add_tag),
+    web.delete("/v2/images/{image_id}/tags/{tag}", delete_tag),
+]

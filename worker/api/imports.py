@@ -1,0 +1,126 @@
+"""``POST /v2/images/{image_id}/import`` and the discovery calls clients make before it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from flows.errors import SafetyRefusal
+from flows.request import WEB_DOWNLOAD, parse_import_request
+from flows.stores.file import FileStoreConfig
+from flows.uri_filter import display, vet_uri
+from worker.api.bodies import read_json_object
+from worker.api.common import json_response, visible_image
+from worker.api.errors import bad_request
+from worker.api.identity import identity_of
+from worker.api.policy import require_admin, require_owner, require_reader
+from worker.api.state import ApiState, state_of
+from worker.daemon.client import enqueue_import
+
+log = logging.getLogger(__name__)
+
+
+async def import_image(request: web.Request) -> web.Response:
+    """Check the request as Glance does, take the image's lock, enqueue the task: 202."""
+    state, identity, image = await visible_image(request)
+    body = await read_json_object(request, state.settings.api.max_json_bytes)
+    if "method" not in body:
+        raise bad_request("Import request requires a 'method' field.")
+    import_request = parse_import_request(body)
+    if import_request.method not in state.settings.import_.methods:
+        raise bad_request(
+            f"Import method {import_request.method} is not enabled on this cloud; enabled: "
+            + ", ".join(state.settings.import_.methods)
+        )
+    require_owner(identity, image, import_request.method)
+    if import_request.method == WEB_DOWNLOAD:
+        await _vet_download(state, import_request.uri or "")
+    task_id = await enqueue_import(
+        state.records,
+        state.rules,
+        state.publisher,
+        image_id=image.id,
+        request=import_request,
+        requester=identity.requester(),
+    )
+    log.info(
+        "task %s: %s of image %s enqueued",
+        task_id,
+        import_request.method,
+        image.id,
+        extra={"task_id": task_id, "image_id": image.id},
+    )
+    return web.Response(status=202)
+
+
+async def _vet_download(state: ApiState, uri: str) -> None:
+    """Glance's import filtering, before any task exists."""
+    try:
+        await vet_uri(uri, state.settings.safety)
+    except SafetyRefusal as refusal:
+        raise bad_request(
+            f"URI for web-download does not pass filtering: {display(uri)}: {refusal.message}"
+        ) from refusal
+
+
+async def import_info(request: web.Request) -> web.Response:
+    """``GET /v2/info/import``: the import methods this cloud offers."""
+    require_reader(identity_of(request))
+    methods = list(state_of(request).settings.import_.methods)
+    return json_response(
+        {
+            "import-methods": {
+                "description": "Import methods available.",
+                "type": "array",
+                "value": methods,
+            }
+        }
+    )
+
+
+async def stores_info(request: web.Request) -> web.Response:
+    """``GET /v2/info/stores``: the stores, the default one marked."""
+    require_reader(identity_of(request))
+    stores = state_of(request).settings.stores
+    listed: list[dict[str, Any]] = []
+    for name in stores.backends:
+        entry: dict[str, Any] = {"id": name}
+        if name == stores.default:
+            entry["default"] = "true"
+        listed.append(entry)
+    return json_response({"stores": listed})
+
+
+async def stores_detail(request: web.Request) -> web.Response:
+    """``GET /v2/info/stores/detail`` (admins): each store's type and settings, no secrets."""
+    require_admin(identity_of(request), "see store details")
+    stores = state_of(request).settings.stores
+    listed = []
+    for name, config in stores.backends.items():
+        entry: dict[str, Any] = {"id": name, "type": config.type, "weight": 0}
+        if name == stores.default:
+            entry["default"] = "true"
+        if isinstance(config, FileStoreConfig):
+            entry["properties"] = {
+                "data_dir": config.path,
+                "chunk_size": config.chunk_size,
+                "thin_provisioning": True,
+            }
+        else:
+            entry["properties"] = {
+                "pool": config.pool,
+                "chunk_size": config.chunk_size,
+                "thin_provisioning": config.thin_provisioning,
+            }
+        listed.append(entry)
+    return json_response({"stores": listed})
+
+
+ROUTES = [
+    web.post("/v2/images/{image_id}/import", import_image),
+    web.get("/v2/info/import", import_info),
+    web.get("/v2/info/stores", stores_info),
+    web.get("/v2/info/stores/detail", stores_detail),
+]

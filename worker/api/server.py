@@ -1,0 +1,52 @@
+"""``imgworker api``: serve the application until SIGTERM/SIGINT, then close cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from worker.address import parse_address
+from worker.api.app import build_app, close_state, open_state
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Seconds requests in flight get to finish after SIGTERM.
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+
+async def serve(settings: Settings) -> None:
+    """Listen on ``[api] listen`` until a signal asks to stop."""
+    state = await open_state(settings)
+    try:
+        runner = web.AppRunner(
+            build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
+        )
+        await runner.setup()
+        try:
+            host, port = parse_address(settings.api.listen)
+            await web.TCPSite(runner, host, port).start()
+            address = runner.addresses[0]
+            log.info(
+                "imgworker api (auth %s) listening on %s:%s",
+                settings.api.auth,
+                address[0],
+                address[1],
+            )
+            await _until_signalled()
+            log.info("stopping: finishing requests in flight")
+        finally:
+            await runner.cleanup()
+    finally:
+        await close_state(state)
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()

@@ -1,0 +1,41 @@
+"""What every handler of one API process shares: settings, records, stores, the broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from flows.stores.base import Store
+from worker.api.broker import LazyPublisher
+from worker.api.identity import Identity
+from worker.db.catalog import SqlCatalog
+from worker.services import Records
+from worker.settings import Settings
+from worker.submission import SubmissionRules
+
+STATE_KEY = web.AppKey("imgworker_api_state", object)
+
+
+@dataclass
+class ApiState:
+    """The API process's collaborators."""
+
+    settings: Settings
+    records: Records
+    catalog: SqlCatalog
+    publisher: LazyPublisher
+    stores: dict[str, Store]
+    rules: SubmissionRules
+
+    def shows_locations(self, identity: Identity) -> bool:
+        """Whether ``identity`` sees image locations (``[api] show_locations``)."""
+        mode = self.settings.api.show_locations
+        return mode == "everyone" or (mode == "admin" and identity.is_admin)
+
+
+def state_of(request: web.Request) -> ApiState:
+    """The state of the application serving ``request``."""
+    state = request.app[STATE_KEY]
+    assert isinstance(state, ApiState)
+    return state

@@ -1,0 +1,35 @@
+"""``DELETE /v2/stores/{store}/{image_id}``: remove an image's copy from one store (2.4)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from worker.api.common import visible_image
+from worker.api.errors import conflict
+from worker.api.images import publish_delete
+from worker.api.policy import require_owner
+
+log = logging.getLogger(__name__)
+
+
+async def delete_from_store(request: web.Request) -> web.Response:
+    """The location leaves the record at once; a worker removes the data (204)."""
+    store = request.match_info["store"]
+    state, identity, image = await visible_image(request)
+    if store not in state.settings.stores.backends:
+        raise conflict(f"The selected store {store} is not available on this node.")
+    require_owner(identity, image, "delete data of")
+    task = await state.catalog.delete_from_store(
+        image.id,
+        store,
+        identity.task_owner(),
+        lease_seconds=state.settings.worker.lease_seconds,
+    )
+    await publish_delete(state, identity, image, task.id, task.type)
+    log.info("image %s: data in %s to be deleted by task %s", image.id, store, task.id)
+    return web.Response(status=204)
+
+
+ROUTES = [web.delete("/v2/stores/{store}/{image_id}", delete_from_store)]
