@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from flows.sparse import ZERO_BLOCK, ImageReader, SparseFileReader
 from flows.stores.rbd import RbdLocation, RbdStore
 from flows.stores.rbd_config import RbdStoreConfig
 from tests.support.ceph import Cluster, running_clusters
-from tests.support.images import MiB, make_sparse_raw
+from tests.support.images import MiB, make_sparse_raw, reader_sha256
 
 pytestmark = pytest.mark.ceph
 
@@ -48,14 +47,7 @@ def source(tmp_path: Path) -> Path:
 
 
 def _digest(reader: ImageReader) -> str:
-    sha = hashlib.sha256()
-    position = 0
-    for segment in reader.segments(CHUNK):
-        assert segment.offset == position
-        sha.update(segment.data if segment.data is not None else bytes(segment.length))
-        position += segment.length
-    assert position == reader.size
-    return sha.hexdigest()
+    return reader_sha256(reader, CHUNK)
 
 
 async def test_add_writes_sparsely_and_reads_back_exactly(

@@ -8,6 +8,8 @@ import random
 import subprocess
 from pathlib import Path
 
+from flows.sparse import ImageReader
+
 MiB = 1024 * 1024
 
 
@@ -65,6 +67,19 @@ def md5_of(path: Path) -> str:
         while chunk := handle.read(8 * MiB):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def reader_sha256(reader: ImageReader, chunk: int) -> str:
+    """SHA-256 of everything ``reader`` yields (holes as zeros), checking its segments are
+    contiguous and cover exactly its size."""
+    sha = hashlib.sha256()
+    position = 0
+    for segment in reader.segments(chunk):
+        assert segment.offset == position
+        sha.update(segment.data if segment.data is not None else bytes(segment.length))
+        position += segment.length
+    assert position == reader.size
+    return sha.hexdigest()
 
 
 def allocated_bytes(path: Path) -> int:
