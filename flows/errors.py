@@ -111,6 +111,16 @@ class StoreWriteFailed(ImportFailed):
         self.transient = transient
 
 
+class DataInUse(TransientError):
+    """A store will not remove data something still uses (an RBD image with clones)."""
+
+    reason = "in_use"
+
+    def __init__(self, store: str, detail: str) -> None:
+        super().__init__(f"store {store!r}: {detail}")
+        self.store = store
+
+
 class NoStoreSucceeded(TerminalError):
     """Failure was allowed, but not a single target store could be written."""
 

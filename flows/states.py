@@ -83,3 +83,6 @@ class AttemptStatus(StrEnum):
     FAILURE = "failure"
     #: A transient failure: put the task back and let the message be delivered again.
     RETRY = "retry"
+    #: Not done yet, and not the message's business: the task is pending again and the
+    #: sweeper publishes it once its retry delay has passed (deletions retry forever).
+    DEFERRED = "deferred"

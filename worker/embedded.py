@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flows.context import RequestContext
-from flows.errors import InvalidRequest
+from flows.errors import InvalidRequest, UnknownStore
 from flows.records import ImageRecord, TaskRecord
 from flows.request import (
     COPY_IMAGE,
@@ -31,6 +31,8 @@ from flows.request import (
     ExpectedChecksum,
     ImportRequest,
 )
+from worker.db.catalog import TaskOwner
+from worker.deletion import run_delete_task
 from worker.runner import TaskOutcome, run_task
 from worker.services import Services
 from worker.staging import stage_upload
@@ -103,6 +105,29 @@ async def copy_image(
         all_stores_must_succeed=not allow_failure,
     )
     return await _submit_and_run(services, image_id, request, requester or RequestContext())
+
+
+async def delete_image(services: Services, image_id: str) -> TaskOutcome | None:
+    """Delete an image now and remove its data in this process (``imgworker image-delete``).
+
+    Returns how removing the data went, or None when the image had no data.
+    """
+    deletion = await services.records.catalog.delete(image_id, TaskOwner(owner=None))
+    if deletion.task is None:
+        return None
+    return await run_delete_task(services, deletion.task.id)
+
+
+async def delete_from_store(services: Services, image_id: str, store: str) -> TaskOutcome:
+    """Remove an image's data from one store in this process (``imgworker stores-delete``)."""
+    if store not in services.stores:
+        raise UnknownStore(
+            f"unknown store {store}; configured stores: {', '.join(sorted(services.stores))}"
+        )
+    task = await services.records.catalog.delete_from_store(
+        image_id, store, TaskOwner(owner=None), lease_seconds=services.settings.worker.lease_seconds
+    )
+    return await run_delete_task(services, task.id)
 
 
 async def _submit_and_run(

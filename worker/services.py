@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from flows.observer import FlowObserver, NullObserver
 from flows.stores.base import Store
 from flows.stores.registry import build_store
+from worker.db.catalog import SqlCatalog
+from worker.db.deletions import SqlDeletions
 from worker.db.engine import create_engine, create_sessionmaker
 from worker.db.images import SqlImageRepository
 from worker.db.schema import upgrade
@@ -27,6 +29,8 @@ class Records:
 
     images: SqlImageRepository
     tasks: SqlTaskRepository
+    deletions: SqlDeletions
+    catalog: SqlCatalog
     engine: AsyncEngine = field(repr=False)
 
     @classmethod
@@ -39,6 +43,8 @@ class Records:
         return cls(
             images=SqlImageRepository(sessions),
             tasks=SqlTaskRepository(sessions, lease_seconds=lease_seconds),
+            deletions=SqlDeletions(sessions),
+            catalog=SqlCatalog(sessions),
             engine=engine,
         )
 

@@ -79,6 +79,10 @@ class WorkerSettings(_Section):
     http: str = "127.0.0.1:9480"
     #: This worker's id in task claims (default: host name and process id).
     id: str = ""
+    #: Seconds a delete task that could not finish waits before it is published again.
+    delete_retry_seconds: float = Field(default=60.0, gt=0)
+    #: Seconds between two looks for delete tasks that are due again.
+    sweep_seconds: float = Field(default=15.0, gt=0)
 
     @field_validator("http")
     @classmethod

@@ -121,6 +121,15 @@ async def _check_stageable(images: SqlImageRepository, image_id: str) -> None:
         )
 
 
+def remove_image_staging(staging_dir: Path, image_id: str) -> None:
+    """Remove everything staged for ``image_id``: its bits, conversions, partial uploads."""
+    if not staging_dir.is_dir():
+        return
+    for pattern in (f"{image_id}*", f".{image_id}.*"):
+        for path in staging_dir.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
 def remove_stale_partials(staging_dir: Path, image_id: str) -> None:
     """Remove partial uploads of ``image_id`` that nobody has written to for a while."""
     cutoff = time.time() - STALE_PARTIAL_SECONDS

@@ -58,10 +58,12 @@ class StoreStep:
         stored = await store.add(ctx.image_id, reader, count)
         try:
             await ctx.assert_holds()
-        except LockLost:
+            await ctx.images.add_location(ctx.image_id, stored.url, self.store)
+        except BaseException:
+            # Not recorded (the lock was lost, the image deleted meanwhile, the database
+            # failed): no location will ever name this data, so it goes now.
             await store.delete(stored.url)
             raise
-        await ctx.images.add_location(ctx.image_id, stored.url, self.store)
         ctx.written[self.store] = stored.url
         ctx.observer.store_write(self.store, "success")
         log.info(

@@ -26,7 +26,7 @@ from typing import Any
 import rados
 import rbd
 
-from flows.errors import StoreWriteFailed
+from flows.errors import DataInUse, StoreWriteFailed
 from flows.sparse import ImageReader, Segment, is_all_zero, split_zero_runs
 from flows.stores.base import ProgressCallback, StoredImage
 from flows.stores.rbd_config import RbdStoreConfig
@@ -228,17 +228,32 @@ class RbdStore:
     # -- removing ----------------------------------------------------------------------
 
     def _remove(self, ioctx: Any, image_id: str) -> None:
-        """Unprotect and remove the snapshot, then the image; missing pieces are fine."""
+        """Unprotect and remove the snapshot, then the image; missing pieces are fine.
+
+        A snapshot with clones (a VM or volume booted from the image) cannot be unprotected:
+        that raises :class:`DataInUse`, and the data stays until the clones are gone.
+        """
         try:
             with rbd.Image(ioctx, image_id) as image:
                 for snap in list(image.list_snaps()):
                     if image.is_protected_snap(snap["name"]):
-                        image.unprotect_snap(snap["name"])
+                        self._unprotect(image, image_id, snap["name"])
                     image.remove_snap(snap["name"])
         except rbd.ImageNotFound:
             return
         with contextlib.suppress(rbd.ImageNotFound):
             rbd.RBD().remove(ioctx, image_id)
+
+    def _unprotect(self, image: Any, image_id: str, snapshot: str) -> None:
+        try:
+            image.unprotect_snap(snapshot)
+        except rbd.ImageBusy as exc:
+            children = ", ".join("/".join(child) for child in image.list_children()) or "unknown"
+            raise DataInUse(
+                self.name,
+                f"rbd image {self.config.pool}/{image_id}@{snapshot} still has clones "
+                f"({children}); it is removed once they are gone",
+            ) from exc
 
     def _remove_by_name(self, image_id: str) -> None:
         cluster = self._connect()

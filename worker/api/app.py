@@ -3,47 +3,24 @@
 from __future__ import annotations
 
 import logging
-import re
-import uuid
 
 from aiohttp import web
 
 from worker.api import data, discovery, images, imports, stores, tasks
-from worker.api.broker import LazyPublisher
 from worker.api.errors import Handler, errors_middleware
 from worker.api.identity import IDENTITY_KEY, Identity, from_headers, unauthenticated
+from worker.api.request_id import (
+    REQUEST_ID_KEY,
+    add_request_id_header,
+    request_id_middleware,
+)
 from worker.api.state import STATE_KEY, ApiState, state_of
-from worker.daemon.logs import log_fields
-from worker.db.catalog import SqlCatalog
-from worker.db.engine import create_sessionmaker
+from worker.daemon.client import LazyPublisher
 from worker.services import Records, build_stores
 from worker.settings import Settings
 from worker.submission import SubmissionRules
 
 log = logging.getLogger(__name__)
-
-REQUEST_ID_HEADER = "x-openstack-request-id"
-_REQUEST_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give every request an id (the caller's, when well formed), in logs and the response."""
-    offered = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = offered if _REQUEST_ID.match(offered) else f"req-{uuid.uuid4()}"
-    request["request_id"] = request_id
-    with log_fields(request_id=request_id):
-        response = await handler(request)
-        if not response.prepared:
-            response.headers[REQUEST_ID_HEADER] = request_id
-        log.info(
-            "%s %s %d",
-            request.method,
-            request.path_qs,
-            response.status,
-            extra={"remote": request.remote},
-        )
-        return response
 
 
 @web.middleware
@@ -58,7 +35,7 @@ async def identity_middleware(request: web.Request, handler: Handler) -> web.Str
 
 async def _identify(state: ApiState, request: web.Request) -> Identity:
     api = state.settings.api
-    request_id = str(request["request_id"])
+    request_id = request[REQUEST_ID_KEY]
     if api.auth == "none":
         return unauthenticated(api.default_project, request_id)
     if api.auth == "headers":
@@ -73,6 +50,7 @@ def build_app(state: ApiState) -> web.Application:
         client_max_size=state.settings.api.max_json_bytes,
     )
     app[STATE_KEY] = state
+    app.on_response_prepare.append(add_request_id_header)
     for module in (discovery, images, data, imports, tasks, stores):
         app.add_routes(module.ROUTES)
     return app
@@ -84,7 +62,6 @@ async def open_state(settings: Settings) -> ApiState:
     return ApiState(
         settings=settings,
         records=records,
-        catalog=SqlCatalog(create_sessionmaker(records.engine)),
         publisher=LazyPublisher(settings.broker),
         stores=build_stores(settings),
         rules=SubmissionRules.from_settings(settings),

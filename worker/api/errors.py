@@ -28,6 +28,7 @@ from flows.errors import (
     TransientError,
     UnknownStore,
 )
+from worker.api.request_id import REQUEST_ID_KEY
 from worker.db.catalog import LastLocation, ProtectedImage
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             response.headers["Allow"] = error.headers["Allow"]
         return response
     except Exception:
-        request_id = request.get("request_id", "")
+        request_id = request.get(REQUEST_ID_KEY, "")
         log.exception("internal error answering %s %s", request.method, request.path)
         return error_response(
             request,

@@ -23,8 +23,6 @@ ADMIN = "admin"
 MEMBER = "member"
 READER = "reader"
 
-IDENTITY_KEY = "identity"
-
 #: What ``WWW-Authenticate`` says on a 401 (keystonemiddleware's form, once Keystone is used).
 Challenge = Callable[[], str]
 
@@ -74,12 +72,15 @@ class Identity:
         )
 
 
+IDENTITY_KEY: web.RequestKey[Identity] = web.RequestKey("identity", Identity)
+
+
 def identity_of(request: web.Request) -> Identity:
     """The identity the auth middleware attached to ``request``."""
-    identity = request.get(IDENTITY_KEY)
-    if not isinstance(identity, Identity):
-        raise RuntimeError("no identity on the request: the auth middleware did not run")
-    return identity
+    try:
+        return request[IDENTITY_KEY]
+    except KeyError:
+        raise RuntimeError("no identity on the request: the auth middleware did not run") from None
 
 
 def parse_roles(value: str) -> tuple[str, ...]:

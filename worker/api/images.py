@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from flows.errors import TransientError
+from flows.errors import NotFound, TransientError
 from flows.records import ImageRecord
 from flows.states import TaskType
 from worker.api.attributes import (
@@ -81,7 +81,10 @@ async def list_images(request: web.Request) -> web.Response:
     state, identity = state_of(request), identity_of(request)
     require_reader(identity)
     query = parse_image_query(request.query, state.settings.api)
-    images = await state.catalog.list(query, identity.viewer())
+    try:
+        images = await state.catalog.list(query, identity.viewer())
+    except NotFound as missing:
+        raise bad_request(str(missing)) from missing
     shows = state.shows_locations(identity)
     full_page = query.limit > 0 and len(images) == query.limit
     body: dict[str, Any] = {"images": [image_view(i, show_locations=shows) for i in images]}

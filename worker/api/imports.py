@@ -7,9 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from flows.errors import SafetyRefusal
+from flows.errors import SafetyRefusal, SourceUnavailable
 from flows.request import WEB_DOWNLOAD, parse_import_request
 from flows.stores.file import FileStoreConfig
+from flows.targets import resolve_targets
 from flows.uri_filter import display, vet_uri
 from worker.api.bodies import read_json_object
 from worker.api.common import json_response, visible_image
@@ -35,6 +36,8 @@ async def import_image(request: web.Request) -> web.Response:
             + ", ".join(state.settings.import_.methods)
         )
     require_owner(identity, image, import_request.method)
+    rules = state.rules
+    resolve_targets(import_request, image, rules.configured_stores, rules.default_store)
     if import_request.method == WEB_DOWNLOAD:
         await _vet_download(state, import_request.uri or "")
     task_id = await enqueue_import(
@@ -59,9 +62,9 @@ async def _vet_download(state: ApiState, uri: str) -> None:
     """Glance's import filtering, before any task exists."""
     try:
         await vet_uri(uri, state.settings.safety)
-    except SafetyRefusal as refusal:
+    except (SafetyRefusal, SourceUnavailable) as refusal:
         raise bad_request(
-            f"URI for web-download does not pass filtering: {display(uri)}: {refusal.message}"
+            f"URI for web-download does not pass filtering: {display(uri)}: {refusal}"
         ) from refusal
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from flows.stores.base import Store
-from worker.api.broker import LazyPublisher
 from worker.api.identity import Identity
+from worker.daemon.client import LazyPublisher
 from worker.db.catalog import SqlCatalog
 from worker.services import Records
 from worker.settings import Settings
@@ -23,10 +23,14 @@ class ApiState:
 
     settings: Settings
     records: Records
-    catalog: SqlCatalog
     publisher: LazyPublisher
     stores: dict[str, Store]
     rules: SubmissionRules
+
+    @property
+    def catalog(self) -> SqlCatalog:
+        """The image catalogue."""
+        return self.records.catalog
 
     def shows_locations(self, identity: Identity) -> bool:
         """Whether ``identity`` sees image locations (``[api] show_locations``)."""

@@ -1,5 +1,9 @@
 """The producer's side: take the lock, create the task, publish the message.
 
+:class:`Publisher` is one confirmed broker connection; :class:`LazyPublisher` (the API's and
+the sweeper's) connects on first use and reconnects after a failure, so a process that only
+sometimes publishes keeps working, and answers reads, while the broker is down.
+
 ``enqueue_import`` is what the API service calls for ``POST /v2/images/{id}/import``; the
 ``imgworker image-import`` command calls it too. Like arq's producer it needs only the records
 and the broker settings, never a worker.
@@ -7,7 +11,9 @@ and the broker settings, never a worker.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import logging
 import time
 from typing import Protocol
 
@@ -15,6 +21,7 @@ import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractExchange
 
 from flows.context import RequestContext
+from flows.errors import TransientError
 from flows.request import ImportRequest
 from worker.daemon.messages import ENQUEUED_AT, TaskMessage
 from worker.daemon.topology import declare
@@ -22,6 +29,8 @@ from worker.db.tasks import TaskEnd
 from worker.services import Records
 from worker.settings import BrokerSettings
 from worker.submission import SubmissionRules, submit_import
+
+log = logging.getLogger(__name__)
 
 
 async def enqueue_import(
@@ -107,3 +116,59 @@ class Publisher:
             ),
             routing_key=self._broker.routing_key,
         )
+
+
+class BrokerUnavailable(TransientError):
+    """The task queue cannot take a message now."""
+
+    reason = "broker_unavailable"
+
+
+class LazyPublisher:
+    """A :class:`Publisher` connected on demand and replaced when it fails."""
+
+    def __init__(self, broker: BrokerSettings) -> None:
+        self._broker = broker
+        self._publisher: Publisher | None = None
+        self._lock = asyncio.Lock()
+
+    async def publish(self, message: Publishable) -> None:
+        """Publish and wait for the broker's confirm, or raise :class:`BrokerUnavailable`."""
+        try:
+            publisher = await self._connected()
+            await publisher.publish(message)
+        except BrokerUnavailable:
+            raise
+        except Exception as exc:
+            await self._drop()
+            log.warning("publishing task %s failed: %s", message.task_id, exc)
+            raise BrokerUnavailable(
+                f"The task queue is unavailable ({type(exc).__name__}); try again shortly."
+            ) from exc
+
+    async def _connected(self) -> Publisher:
+        async with self._lock:
+            if self._publisher is None:
+                publisher = Publisher(self._broker)
+                try:
+                    await publisher.__aenter__()
+                except Exception as exc:
+                    raise BrokerUnavailable(
+                        f"The task queue (RabbitMQ) is unreachable: {type(exc).__name__}; "
+                        "try again shortly."
+                    ) from exc
+                self._publisher = publisher
+            return self._publisher
+
+    async def _drop(self) -> None:
+        async with self._lock:
+            publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            try:
+                await publisher.__aexit__(None, None, None)
+            except Exception:
+                log.debug("closing a failed broker connection", exc_info=True)
+
+    async def close(self) -> None:
+        """Close the connection if one is open."""
+        await self._drop()

@@ -109,8 +109,11 @@ class SqlCatalog:
         """The image if ``viewer`` may see it; :class:`NotFound` otherwise (as Glance hides)."""
 
         async def work(session: AsyncSession) -> ImageRecord:
-            image = await load_image(session, image_id)
-            if not await _may_see(session, image, viewer):
+            try:
+                image = await load_image(session, image_id)
+            except NotFound:
+                image = None
+            if image is None or not await _may_see(session, image, viewer):
                 raise NotFound(f"No image found with ID {image_id}")
             return snapshot(image)
 

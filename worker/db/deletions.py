@@ -1,0 +1,125 @@
+"""The records of deleting data: locations waiting for removal and the tasks that remove them.
+
+A delete task is ``pending`` until a worker has removed every location it lists; one that
+could not finish goes back to ``pending`` and is published again by the sweeper once its
+retry delay has passed, however many times it takes: data is never left without a task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from flows.records import TaskRecord
+from flows.states import LocationStatus, TaskStatus, TaskType
+from worker.db.models import Image, ImageLocation, Task, utcnow
+from worker.db.tasks import task_snapshot
+
+T = TypeVar("T")
+
+DELETE_TYPES = (TaskType.IMAGE_DELETE, TaskType.STORE_DELETE)
+
+
+class SqlDeletions:
+    """Locations pending deletion and the delete tasks' schedule."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def _in_transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self._sessions() as session, session.begin():
+            return await work(session)
+
+    async def forget_location(self, image_id: str, url: str) -> None:
+        """Mark a location whose data is gone ``deleted``."""
+
+        async def work(session: AsyncSession) -> None:
+            await session.execute(
+                update(ImageLocation)
+                .where(
+                    ImageLocation.image_id == image_id,
+                    ImageLocation.value == url,
+                    ImageLocation.status == LocationStatus.PENDING_DELETE,
+                )
+                .values(status=LocationStatus.DELETED, deleted=True, deleted_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+        await self._in_transaction(work)
+
+    async def url_in_use(self, image_id: str, url: str) -> bool:
+        """Whether a live image still has an active location at ``url`` (then keep the data)."""
+
+        async def work(session: AsyncSession) -> bool:
+            found = await session.scalar(
+                select(ImageLocation.id)
+                .join(Image, Image.id == ImageLocation.image_id)
+                .where(
+                    ImageLocation.image_id == image_id,
+                    ImageLocation.value == url,
+                    ImageLocation.status == LocationStatus.ACTIVE,
+                    ImageLocation.deleted.is_(False),
+                    Image.deleted.is_(False),
+                )
+            )
+            return found is not None
+
+        return await self._in_transaction(work)
+
+    async def due(
+        self, retry_after: timedelta, lease: timedelta, limit: int = 100
+    ) -> list[TaskRecord]:
+        """Delete tasks to publish again: pending for ``retry_after``, or claimed by a worker
+        that stopped heartbeating for ``lease``."""
+        now = utcnow()
+
+        async def work(session: AsyncSession) -> list[TaskRecord]:
+            rows = await session.scalars(
+                select(Task)
+                .where(
+                    Task.type.in_(DELETE_TYPES),
+                    or_(
+                        and_(
+                            Task.status == TaskStatus.PENDING, Task.updated_at < now - retry_after
+                        ),
+                        and_(Task.status == TaskStatus.PROCESSING, Task.updated_at < now - lease),
+                    ),
+                )
+                .order_by(Task.updated_at)
+                .limit(limit)
+            )
+            return [task_snapshot(task) for task in rows.unique()]
+
+        return await self._in_transaction(work)
+
+    async def take_turn(self, task_id: str, seen: datetime | None) -> bool:
+        """Stamp the task if nobody did since ``seen`` (one worker republishes it, not all)."""
+
+        async def work(session: AsyncSession) -> bool:
+            result = await session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.updated_at == seen)
+                .values(updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+        return await self._in_transaction(work)
+
+    async def pending_count(self) -> int:
+        """Delete tasks not finished yet (the pending-deletions metric)."""
+
+        async def work(session: AsyncSession) -> int:
+            count = await session.scalar(
+                select(func.count(Task.id)).where(
+                    Task.type.in_(DELETE_TYPES),
+                    Task.status.in_((TaskStatus.PENDING, TaskStatus.PROCESSING)),
+                )
+            )
+            return int(count or 0)
+
+        return await self._in_transaction(work)
