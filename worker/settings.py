@@ -62,6 +62,8 @@ class BrokerSettings(_Section):
     dead_letter_queue: str = "imgworker.dead"
     #: Deliveries of one message before the broker dead-letters it (``x-delivery-limit``).
     delivery_limit: int = Field(default=5, ge=1)
+    #: Largest task message accepted; a larger one is dead-lettered unread (``too_large``).
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024)
 
 
 class WorkerSettings(_Section):

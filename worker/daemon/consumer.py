@@ -37,7 +37,13 @@ from flows.errors import NotFound
 from flows.states import AttemptStatus
 from worker.daemon.http import Health
 from worker.daemon.logs import task_log_context
-from worker.daemon.messages import ENQUEUED_AT, MessageRejected, TaskMessage, parse_message
+from worker.daemon.messages import (
+    ENQUEUED_AT,
+    MessageRejected,
+    RejectReason,
+    TaskMessage,
+    parse_message,
+)
 from worker.daemon.metrics import Metrics
 from worker.daemon.topology import declare
 from worker.db.tasks import TaskEnd
@@ -103,7 +109,9 @@ class Consumer:
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         services = self._services
         try:
-            parsed = parse_message(message.body, list(services.stores))
+            parsed = parse_message(
+                message.body, list(services.stores), services.settings.broker.max_message_bytes
+            )
             await self._check_records(parsed)
         except MessageRejected as rejected:
             self._metrics.task_received("unknown")
@@ -165,11 +173,11 @@ class Consumer:
             task = await tasks.get(parsed.task_id)
         except NotFound:
             raise MessageRejected(
-                "missing_task", f"task {parsed.task_id} does not exist in the database"
+                RejectReason.MISSING_TASK, f"task {parsed.task_id} does not exist in the database"
             ) from None
         if task.image_id != parsed.image_id:
             raise MessageRejected(
-                "bad_field",
+                RejectReason.BAD_FIELD,
                 f"the message names image {parsed.image_id} but task {task.id} is for image "
                 f"{task.image_id}",
                 parsed.task_id,
@@ -178,7 +186,9 @@ class Consumer:
             await images.get(parsed.image_id)
         except NotFound:
             raise MessageRejected(
-                "missing_image", f"image {parsed.image_id} does not exist", parsed.task_id
+                RejectReason.MISSING_IMAGE,
+                f"image {parsed.image_id} does not exist",
+                parsed.task_id,
             ) from None
 
     async def _retry(self, message: AbstractIncomingMessage, delivery: int) -> None:
