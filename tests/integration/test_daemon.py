@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import pytest
@@ -206,6 +207,70 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
             _image, task_id = await _enqueue(services, f"{source}/small.raw")
             assert (await _terminal(services, task_id)).status == "success"
             assert _counter(workers, "imgworker_tasks_dead_lettered_total") == len(cases)
+
+
+@pytest.mark.usefixtures("cleanup_broker")
+async def test_poison_bodies_are_dead_lettered_on_their_first_delivery(
+    tmp_path: Path, postgres_url: str, topology: Topology, source: str
+) -> None:
+    config = write_config(tmp_path, postgres_url, topology)
+    poison: dict[str, tuple[bytes, str]] = {
+        "not JSON": (b"\x00not json at all", "bad_json"),
+        "empty object": (b"{}", "bad_version"),
+        "unknown version": (b'{"version": 99}', "bad_version"),
+        "200 000 brackets": (b"[" * 100_000 + b"]" * 100_000, "too_large"),
+        "2 MiB": (b'{"pad": "' + b"x" * (2 * MiB) + b'"}', "too_large"),
+        "deep but small": (b"[" * 20_000 + b"]" * 20_000, "too_deep"),
+    }
+    async with _opened(config) as services:
+        with running_workers(config, tmp_path, 1) as (worker,):
+            connection = await aio_pika.connect(AMQP)
+            async with connection:
+                channel = await connection.channel()
+                exchange = await channel.get_exchange(topology.exchange)
+                for body, _reason in poison.values():
+                    await exchange.publish(
+                        aio_pika.Message(body), routing_key=services.settings.broker.routing_key
+                    )
+                copies = await _dead_letters(channel, topology.dead_queue, len(poison))
+            assert [c.body for c in copies] == [body for body, _ in poison.values()]
+            assert [c.headers["x-imgworker-reason"] for c in copies] == [
+                reason for _, reason in poison.values()
+            ]
+            # First delivery: no redelivery count, no broker dead-lettering (x-death).
+            assert not any(c.headers.get("x-delivery-count") for c in copies)
+            assert not any("x-death" in c.headers for c in copies)
+            _image, task_id = await _enqueue(services, f"{source}/small.raw")
+            assert (await _terminal(services, task_id)).status == "success"
+            records = _json_records(worker)
+            rejected = [r for r in records if r["message"].startswith("dead-lettering message")]
+            assert len(rejected) == len(poison)
+            assert not [r for r in records if "exc" in r], "a traceback was logged"
+
+
+def _json_records(worker: Worker) -> list[dict[str, Any]]:
+    """Every line the worker wrote, each of which must be a JSON object."""
+    records = []
+    for line in worker.output().splitlines():
+        record = json.loads(line)
+        assert isinstance(record, dict), line
+        records.append(record)
+    return records
+
+
+async def _dead_letters(
+    channel: aio_pika.abc.AbstractChannel, queue_name: str, expected: int
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    queue = await channel.declare_queue(queue_name, passive=True)
+    copies: list[aio_pika.abc.AbstractIncomingMessage] = []
+    deadline = time.monotonic() + 60
+    while len(copies) < expected and time.monotonic() < deadline:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            await asyncio.sleep(0.25)
+            continue
+        copies.append(message)
+    return copies
 
 
 def _request(source: str) -> ImportRequest:

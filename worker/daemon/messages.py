@@ -103,12 +103,13 @@ def parse_message(
     so no body can make the parser recurse or allocate without bound.
     """
     data = _decode(body, max_bytes)
-    task_id = _uuid(data, "task_id", None)
     version = data.get("version")
     if type(version) is not int or version != VERSION:
+        # The version says how to read the rest: checked first, naming the task if it can.
         raise MessageRejected(
-            RejectReason.BAD_VERSION, f"version {version!r} is not {VERSION}", task_id
+            RejectReason.BAD_VERSION, f"version {version!r} is not {VERSION}", _task_id_if_any(data)
         )
+    task_id = _uuid(data, "task_id", None)
     image_id = _uuid(data, "image_id", task_id)
     kind = data.get("type", TASK_TYPE)
     if kind != TASK_TYPE:
@@ -201,6 +202,13 @@ def _uuid(data: Mapping[str, Any], key: str, task_id: str | None) -> str:
         raise MessageRejected(
             RejectReason.BAD_FIELD, f"{key} {value!r} is not a UUID", task_id
         ) from None
+
+
+def _task_id_if_any(data: Mapping[str, Any]) -> str | None:
+    try:
+        return _uuid(data, "task_id", None)
+    except MessageRejected:
+        return None
 
 
 def _context(raw: object, task_id: str) -> RequestContext:
