@@ -178,12 +178,16 @@ def drain_command(env: Env, address: str | None) -> None:
     """Ask a running worker to drain (POST /drain), as SIGTERM would."""
     host, port = parse_address(address or env.settings.worker.http)
     host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    token = env.settings.worker.drain_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
 
     async def post() -> int:
         async with (
             aiohttp.ClientSession() as session,
             session.post(
-                f"http://{host}:{port}/drain", timeout=aiohttp.ClientTimeout(total=10)
+                f"http://{host}:{port}/drain",
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=10),
             ) as response,
         ):
             return response.status

@@ -1,12 +1,18 @@
 """The worker's HTTP endpoints: /metrics, /livez, /readyz and POST /drain (docs/metrics.md).
 
 The daemon owns the state (:class:`Health`) and the actions (the database probe, the drain);
-this module only answers requests about them.
+this module only answers requests about them. Everything is read-only (other methods get 405)
+except ``POST /drain``, which is taken only from loopback (the pod's own ``preStop``, the
+host's ``imgworker drain``) or with ``[worker] drain_token`` as a bearer token: a port bound
+to ``0.0.0.0`` for scraping must not let any neighbour drain the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
+import logging
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -23,8 +29,15 @@ from worker.address import parse_address
 from worker.daemon.metrics import Metrics
 from worker.settings import Settings
 
+log = logging.getLogger(__name__)
+
 #: How long /readyz waits for the database before calling it unreachable.
 DATABASE_TIMEOUT_SECONDS: Final = 3.0
+#: The answer to a drain that is neither from loopback nor carries the token.
+DRAIN_REFUSED: Final = (
+    "drain refused: POST /drain is accepted from loopback (imgworker drain on the worker's "
+    "own host or pod) or with 'Authorization: Bearer <[worker] drain_token>'\n"
+)
 
 
 @dataclass
@@ -107,6 +120,11 @@ class _Endpoints:
         return web.Response(text="ready\n")
 
     async def drain(self, request: web.Request) -> web.Response:
+        token = self._settings.worker.drain_token
+        secret = token.get_secret_value() if token is not None else None
+        if not drain_permitted(request.remote, request.headers.get("Authorization"), secret):
+            log.warning("drain refused for %s: not loopback and no valid token", request.remote)
+            return web.Response(status=403, text=DRAIN_REFUSED)
         self._on_drain()
         return web.Response(status=202, text="draining\n")
 
@@ -135,6 +153,31 @@ class _Endpoints:
         except Exception as exc:
             return f"database unreachable: {_one_line(exc)}"
         return None
+
+
+def drain_permitted(remote: str | None, authorization: str | None, token: str | None) -> bool:
+    """Whether a drain from ``remote`` with that ``Authorization`` header may start.
+
+    Loopback may always drain; anyone else only with ``Bearer <token>`` when a token is
+    configured, compared in constant time.
+    """
+    if token is not None and authorization is not None:
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            return True
+    return _is_loopback(remote)
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address((remote or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def local_problems(staging_dir: Path, min_free_bytes: int) -> list[str]:
