@@ -14,7 +14,7 @@ from flows.context import RequestContext
 from flows.request import parse_import_request
 from worker.address import parse_address
 from worker.cli import DISK_FORMATS, Env, pass_env, run_with_services
-from worker.daemon.app import Daemon
+from worker.daemon.app import run_daemon
 from worker.daemon.client import Publisher, enqueue_import
 from worker.daemon.logs import configure_logging
 from worker.presenter import task_fields
@@ -46,7 +46,7 @@ def run_command(env: Env, log_level: str, text_logs: bool) -> None:
     """Run a worker: consume import tasks from RabbitMQ until drained (SIGTERM)."""
     settings = env.settings
     configure_logging(log_level, json_lines=not text_logs)
-    asyncio.run(Daemon(settings).run())
+    sys.exit(run_daemon(settings))
 
 
 @click.group("config")

@@ -165,9 +165,10 @@ def start_worker(
     *,
     http_host: str = "127.0.0.1",
     env: dict[str, str] | None = None,
-    until: str = "ready",
+    until: str | None = "ready",
 ) -> Worker:
-    """Start a worker; wait until it is ready (or only live: ``until="live"``).
+    """Start a worker; wait until it is ready (or only live: ``until="live"``; or not at all:
+    ``until=None``).
 
     ``http_host`` is where its HTTP endpoints listen (0.0.0.0 reaches it from elsewhere; its
     ``url`` stays on loopback); ``env`` adds environment variables (settings overrides).
@@ -186,6 +187,8 @@ def start_worker(
             [IMGWORKER, "run"], env=environment, stdout=sink, stderr=subprocess.STDOUT
         )
     worker = Worker(name, port, process, log)
+    if until is None:
+        return worker
     check = worker.ready if until == "ready" else worker.live
     deadline = time.monotonic() + 60
     while not check():

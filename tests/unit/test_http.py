@@ -205,6 +205,24 @@ async def test_every_failed_check_gets_its_line(
     assert lines[3].startswith("qemu-img is not installed")
 
 
+async def test_what_the_start_waits_for_is_named_first(serve: ServerFactory) -> None:
+    server = await serve()
+    server.health.consumer_attached = False
+    server.health.waiting["broker"] = "broker unreachable at amqp://127.0.0.1:1/: refused"
+    assert await server.not_ready() == [
+        "broker unreachable at amqp://127.0.0.1:1/: refused",
+        "consumer not attached",
+    ]
+    assert await server.get("/livez") == (200, "ok\n")
+
+
+async def test_a_database_waited_for_is_not_probed_again(serve: ServerFactory) -> None:
+    server = await serve()
+    server.database_error = OSError("would be a second line")
+    server.health.waiting["database"] = "database unreachable at postgresql://db/x: refused"
+    assert await server.not_ready() == ["database unreachable at postgresql://db/x: refused"]
+
+
 async def test_post_drain_calls_back(serve: ServerFactory) -> None:
     server = await serve()
     async with aiohttp.ClientSession() as session:

@@ -35,6 +35,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aio_pika.connection import make_url
 
 from flows.errors import NotFound
 from flows.states import AttemptStatus
@@ -75,18 +76,29 @@ class Consumer:
         return len(self._running)
 
     async def start(self) -> None:
-        """Connect (robustly: reconnects restore the channel and consumer) and consume."""
+        """Connect (robustly: reconnects restore the channel and consumer) and consume.
+
+        The first connection is not retried here (the daemon waits for the broker with
+        :func:`~worker.daemon.startup.reach`); a failed start leaves nothing open, so it may
+        simply be called again.
+        """
         settings = self._services.settings
-        self._connection = await aio_pika.connect_robust(settings.broker.url, timeout=10)
-        self._connection.close_callbacks.add(self._on_close)
-        self._connection.reconnect_callbacks.add(self._on_reconnect)
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=settings.worker.concurrency)
-        _exchange, self._queue, dead_letters = await declare(channel, settings.broker)
-        self._settler = Settler(
-            dead_letters, settings.broker.routing_key, self._metrics, self._services.tasks
-        )
-        self._tag = await self._queue.consume(self._on_message)
+        connection = aio_pika.RobustConnection(make_url(settings.broker.url))
+        try:
+            await connection.connect(timeout=10)
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=settings.worker.concurrency)
+            _exchange, queue, dead_letters = await declare(channel, settings.broker)
+            self._settler = Settler(
+                dead_letters, settings.broker.routing_key, self._metrics, self._services.tasks
+            )
+            self._tag = await queue.consume(self._on_message)
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection, self._queue = connection, queue
+        connection.close_callbacks.add(self._on_close)
+        connection.reconnect_callbacks.add(self._on_reconnect)
         self._attached(True)
         log.info(
             "consuming %s with concurrency %d", settings.broker.queue, settings.worker.concurrency

@@ -16,7 +16,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from flows.errors import TerminalError
 from flows.qemu import qemu_img_path
 from worker.address import parse_address
+from worker.daemon.logs import one_line
 from worker.daemon.metrics import Metrics
 from worker.settings import Settings
 
@@ -42,10 +43,12 @@ DRAIN_REFUSED: Final = (
 
 @dataclass
 class Health:
-    """What the daemon tells readiness: set by the consumer and the drain."""
+    """What the daemon tells readiness: set by the consumer, the start and the drain."""
 
     consumer_attached: bool = False
     draining: bool = False
+    #: What the worker is waiting for at start (``database``/``broker``) and why.
+    waiting: dict[str, str] = field(default_factory=dict)
 
 
 async def start_http(
@@ -132,9 +135,12 @@ class _Endpoints:
         # Draining is final and says all; no need to probe the database while stopping.
         if self._health.draining:
             return ["draining"]
-        problems = [] if self._health.consumer_attached else ["consumer not attached"]
+        waiting = self._health.waiting
+        problems = list(waiting.values())
+        if not self._health.consumer_attached:
+            problems.append("consumer not attached")
         database, local = await asyncio.gather(
-            self._database_problem(),
+            self._database_problem() if "database" not in waiting else _nothing(),
             asyncio.to_thread(
                 local_problems,
                 self._settings.staging.dir,
@@ -151,8 +157,12 @@ class _Endpoints:
         except TimeoutError:
             return f"database unreachable: no answer within {DATABASE_TIMEOUT_SECONDS:g} s"
         except Exception as exc:
-            return f"database unreachable: {_one_line(exc)}"
+            return f"database unreachable: {one_line(exc)}"
         return None
+
+
+async def _nothing() -> None:
+    return None
 
 
 def drain_permitted(remote: str | None, authorization: str | None, token: str | None) -> bool:
@@ -211,8 +221,3 @@ def staging_problem(staging_dir: Path, min_free_bytes: int) -> str | None:
             f"[safety] staging_min_free_bytes = {min_free_bytes}; free space or move it"
         )
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
