@@ -234,16 +234,8 @@ def _ctx() -> RequestContext:
 async def _dead_letter_reasons(
     channel: aio_pika.abc.AbstractChannel, queue_name: str, expected: int
 ) -> list[str]:
-    queue = await channel.declare_queue(queue_name, passive=True)
-    reasons: list[str] = []
-    deadline = time.monotonic() + 60
-    while len(reasons) < expected and time.monotonic() < deadline:
-        message = await queue.get(no_ack=True, fail=False)
-        if message is None:
-            await asyncio.sleep(0.25)
-            continue
-        reasons.append(str((message.headers or {}).get("x-imgworker-reason")))
-    return reasons
+    copies = await _dead_letters(channel, queue_name, expected)
+    return [str((copy.headers or {}).get("x-imgworker-reason")) for copy in copies]
 
 
 @pytest.mark.usefixtures("cleanup_broker")

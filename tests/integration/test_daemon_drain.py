@@ -11,18 +11,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.http import serve_directory
-from tests.support.images import MiB, make_sparse_raw
 from tests.support.netns import Namespace, namespace
-from tests.support.services import require_tcp
 from tests.support.tasks import enqueue_download, opened, terminal
-from tests.support.workers import IMGWORKER, Topology, Worker, delete_topology, running_workers
-from tests.support.workers import write_config as write_worker_config
+from tests.support.workers import IMGWORKER, Topology, Worker, running_workers, write_config
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -46,23 +42,6 @@ except urllib.error.HTTPError as error:
 def neighbour() -> Iterator[Namespace]:
     with namespace() as ns:
         yield ns
-
-
-@pytest.fixture
-async def topology() -> AsyncIterator[Topology]:
-    require_tcp("RabbitMQ", "127.0.0.1", 5672)
-    topology = Topology()
-    yield topology
-    await delete_topology(topology)
-
-
-@pytest.fixture
-async def source(tmp_path: Path) -> AsyncIterator[str]:
-    www = tmp_path / "www"
-    www.mkdir()
-    make_sparse_raw(www / "small.raw", 2 * MiB, [(0, MiB)])
-    async with serve_directory(www) as base:
-        yield base
 
 
 def _request(
@@ -102,9 +81,13 @@ async def _exits(worker: Worker, timeout: float = 30) -> int:
 
 
 async def test_a_neighbour_without_the_token_cannot_drain(
-    tmp_path: Path, postgres_url: str, topology: Topology, source: str, neighbour: Namespace
+    tmp_path: Path,
+    postgres_url: str,
+    broker_topology: Topology,
+    small_image_source: str,
+    neighbour: Namespace,
 ) -> None:
-    config = write_worker_config(tmp_path, postgres_url, topology)
+    config = write_config(tmp_path, postgres_url, broker_topology)
     env = {"IMGWORKER_WORKER__DRAIN_TOKEN": TOKEN}
     async with opened(config) as services:
         with running_workers(config, tmp_path, 1, http_host="0.0.0.0", env=env) as (worker,):
@@ -115,7 +98,7 @@ async def test_a_neighbour_without_the_token_cannot_drain(
             assert _request(neighbour, worker, "/metrics")[0] == 405
             assert _request(neighbour, worker, "/drain", token=TOKEN, method="PUT")[0] == 405
             assert worker.ready()
-            _image, task_id = await enqueue_download(services, f"{source}/small.raw")
+            _image, task_id = await enqueue_download(services, f"{small_image_source}/small.raw")
             assert (await terminal(services, task_id)).status == "success"
             assert f"drain refused for {neighbour.peer_address}" in worker.output()
 
@@ -124,9 +107,9 @@ async def test_a_neighbour_without_the_token_cannot_drain(
 
 
 async def test_the_drain_command_sends_the_token(
-    tmp_path: Path, postgres_url: str, topology: Topology, neighbour: Namespace
+    tmp_path: Path, postgres_url: str, broker_topology: Topology, neighbour: Namespace
 ) -> None:
-    config = write_worker_config(tmp_path, postgres_url, topology)
+    config = write_config(tmp_path, postgres_url, broker_topology)
     env = {"IMGWORKER_WORKER__DRAIN_TOKEN": TOKEN}
     with running_workers(config, tmp_path, 1, http_host="0.0.0.0", env=env) as (worker,):
         # From this host's veth address, not loopback: only the token can open the door.
@@ -139,13 +122,17 @@ async def test_the_drain_command_sends_the_token(
 
 
 async def test_without_a_token_only_loopback_may_drain(
-    tmp_path: Path, postgres_url: str, topology: Topology, source: str, neighbour: Namespace
+    tmp_path: Path,
+    postgres_url: str,
+    broker_topology: Topology,
+    small_image_source: str,
+    neighbour: Namespace,
 ) -> None:
-    config = write_worker_config(tmp_path, postgres_url, topology)
+    config = write_config(tmp_path, postgres_url, broker_topology)
     async with opened(config) as services:
         with running_workers(config, tmp_path, 1, http_host="0.0.0.0") as (worker,):
             assert _request(neighbour, worker, "/drain", token=TOKEN)[0] == 403
-            _image, task_id = await enqueue_download(services, f"{source}/small.raw")
+            _image, task_id = await enqueue_download(services, f"{small_image_source}/small.raw")
             assert (await terminal(services, task_id)).status == "success"
             started = _drain_command(worker, "127.0.0.1", token=None)
             assert started.returncode == 0, started.stderr

@@ -10,37 +10,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.support.http import serve_directory
-from tests.support.images import MiB, make_sparse_raw
 from tests.support.proxy import TcpProxy, tcp_proxy
-from tests.support.services import require_tcp
 from tests.support.tasks import enqueue_download, opened, terminal
-from tests.support.workers import Topology, Worker, delete_topology, start_worker, write_config
+from tests.support.workers import Topology, Worker, start_worker, write_config
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
-
-
-@pytest.fixture
-async def topology() -> AsyncIterator[Topology]:
-    require_tcp("RabbitMQ", "127.0.0.1", 5672)
-    topology = Topology()
-    yield topology
-    await delete_topology(topology)
-
-
-@pytest.fixture
-async def source(tmp_path: Path) -> AsyncIterator[str]:
-    www = tmp_path / "www"
-    www.mkdir()
-    make_sparse_raw(www / "small.raw", 2 * MiB, [(0, MiB)])
-    async with serve_directory(www) as base:
-        yield base
 
 
 @pytest.fixture
@@ -93,13 +73,13 @@ def _stop(worker: Worker) -> int:
 async def test_a_worker_started_before_its_dependency_waits_then_consumes(
     tmp_path: Path,
     postgres_url: str,
-    topology: Topology,
-    source: str,
+    broker_topology: Topology,
+    small_image_source: str,
     stopped_broker: TcpProxy,
     stopped_database: TcpProxy,
     dependency: str,
 ) -> None:
-    config = write_config(tmp_path, postgres_url, topology)
+    config = write_config(tmp_path, postgres_url, broker_topology)
     proxy, variable, url = {
         "broker": (stopped_broker, "IMGWORKER_BROKER__URL", "amqp://"),
         "database": (stopped_database, "IMGWORKER_DATABASE__URL", postgres_url),
@@ -111,7 +91,7 @@ async def test_a_worker_started_before_its_dependency_waits_then_consumes(
         proxy.start()
         await _ready(worker)
         async with opened(config) as services:
-            _image, task_id = await enqueue_download(services, f"{source}/small.raw")
+            _image, task_id = await enqueue_download(services, f"{small_image_source}/small.raw")
             assert (await terminal(services, task_id)).status == "success"
     finally:
         assert _stop(worker) == 0
@@ -122,9 +102,9 @@ async def test_a_worker_started_before_its_dependency_waits_then_consumes(
 
 
 async def test_a_waiting_worker_stops_on_sigterm(
-    tmp_path: Path, postgres_url: str, topology: Topology, stopped_broker: TcpProxy
+    tmp_path: Path, postgres_url: str, broker_topology: Topology, stopped_broker: TcpProxy
 ) -> None:
-    config = write_config(tmp_path, postgres_url, topology)
+    config = write_config(tmp_path, postgres_url, broker_topology)
     env = {"IMGWORKER_BROKER__URL": f'"{_through(stopped_broker, "amqp://")}"'}
     worker = start_worker(config, "w0", tmp_path, env=env, until="live")
     await _waits(worker, "broker")
@@ -146,9 +126,14 @@ async def test_a_waiting_worker_stops_on_sigterm(
     ],
 )
 async def test_a_refused_configuration_exits_with_one_line(
-    tmp_path: Path, postgres_url: str, topology: Topology, variable: str, url: str, words: str
+    tmp_path: Path,
+    postgres_url: str,
+    broker_topology: Topology,
+    variable: str,
+    url: str,
+    words: str,
 ) -> None:
-    config = write_config(tmp_path, postgres_url, topology)
+    config = write_config(tmp_path, postgres_url, broker_topology)
     worker = start_worker(config, "w0", tmp_path, env={variable: f'"{url}"'}, until=None)
     assert worker.process.wait(60) == 2
     records = worker.json_records()

@@ -8,6 +8,7 @@ from typing import Any
 import aio_pika
 import pytest
 
+from tests.support.sleeps import record_sleeps
 from worker.daemon import settlement as settlement_module
 from worker.daemon.messages import MessageRejected, RejectReason
 from worker.daemon.metrics import Metrics
@@ -69,14 +70,7 @@ class Tasks:
 
 @pytest.fixture
 def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Backoff sleeps, recorded instead of waited."""
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr(settlement_module.asyncio, "sleep", sleep)
-    return waits
+    return record_sleeps(monkeypatch, settlement_module)
 
 
 async def _apply(

@@ -11,6 +11,7 @@ import aiormq.exceptions
 import pytest
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
+from tests.support.sleeps import record_sleeps
 from worker.daemon import startup
 from worker.daemon.startup import (
     MAX_DELAY_SECONDS,
@@ -83,13 +84,7 @@ def test_backoff_doubles_to_its_cap_with_jitter() -> None:
 
 @pytest.fixture
 def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr(startup.asyncio, "sleep", sleep)
-    return waits
+    return record_sleeps(monkeypatch, startup)
 
 
 async def test_an_outage_is_waited_out(
