@@ -7,6 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Generic, Protocol, TypeVar
 
+from flows.states import StepResult
+
 ContextT = TypeVar("ContextT")
 ContextT_contra = TypeVar("ContextT_contra", contravariant=True)
 
@@ -33,7 +35,7 @@ class Step(Protocol[ContextT_contra]):
 class StepTimer(Protocol):
     """Receives each step's duration and outcome."""
 
-    def step_finished(self, step: str, seconds: float, result: str) -> None:
+    def step_finished(self, step: str, seconds: float, result: StepResult) -> None:
         """Called once per executed or reverted step."""
 
 
@@ -65,12 +67,12 @@ class Flow(Generic[ContextT]):
             try:
                 await step.execute(ctx)
             except BaseException as error:
-                timer.step_finished(step.name, time.monotonic() - started, "failure")
+                timer.step_finished(step.name, time.monotonic() - started, StepResult.FAILURE)
                 await self._revert([*done, step], ctx, error, timer)
                 if isinstance(error, Exception):
                     raise FlowFailed(step.name, error) from error
                 raise
-            timer.step_finished(step.name, time.monotonic() - started, "success")
+            timer.step_finished(step.name, time.monotonic() - started, StepResult.SUCCESS)
             done.append(step)
 
     async def _revert(
@@ -87,6 +89,6 @@ class Flow(Generic[ContextT]):
             except Exception:
                 # A revert that fails must not hide the original error, nor stop the others.
                 log.exception("revert of step %s failed", step.name)
-                timer.step_finished(step.name, time.monotonic() - started, "revert_failed")
+                timer.step_finished(step.name, time.monotonic() - started, StepResult.REVERT_FAILED)
             else:
-                timer.step_finished(step.name, time.monotonic() - started, "reverted")
+                timer.step_finished(step.name, time.monotonic() - started, StepResult.REVERTED)

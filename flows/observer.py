@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from flows.states import StepResult
+
 
 class FlowObserver(Protocol):
     """Receives a flow's measurements; every method must be cheap and thread-safe."""
 
-    def step_finished(self, step: str, seconds: float, result: str) -> None:
-        """A step ended: ``result`` is ``success``, ``failure`` or ``reverted``."""
+    def step_finished(self, step: str, seconds: float, result: StepResult) -> None:
+        """A step ended (or its revert did): ``result`` says how."""
 
     def bytes_downloaded(self, method: str, count: int) -> None:
         """Bytes brought into staging."""
@@ -33,7 +35,7 @@ class FlowObserver(Protocol):
 class NullObserver:
     """An observer that ignores everything (the default outside the daemon)."""
 
-    def step_finished(self, step: str, seconds: float, result: str) -> None:
+    def step_finished(self, step: str, seconds: float, result: StepResult) -> None:
         """Ignore."""
 
     def bytes_downloaded(self, method: str, count: int) -> None:

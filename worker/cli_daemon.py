@@ -14,7 +14,7 @@ from flows.context import RequestContext
 from flows.request import parse_import_request
 from worker.address import parse_address
 from worker.cli import DISK_FORMATS, Env, pass_env, run_with_services
-from worker.daemon.app import Daemon
+from worker.daemon.app import run_daemon
 from worker.daemon.client import Publisher, enqueue_import
 from worker.daemon.logs import configure_logging
 from worker.presenter import task_fields
@@ -47,7 +47,7 @@ def run_command(env: Env, log_level: str, text_logs: bool) -> None:
     """Run a worker: consume import tasks from RabbitMQ until drained (SIGTERM)."""
     settings = env.settings
     configure_logging(log_level, json_lines=not text_logs)
-    asyncio.run(Daemon(settings).run())
+    sys.exit(run_daemon(settings))
 
 
 @click.command("api")
@@ -192,12 +192,16 @@ def drain_command(env: Env, address: str | None) -> None:
     """Ask a running worker to drain (POST /drain), as SIGTERM would."""
     host, port = parse_address(address or env.settings.worker.http)
     host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    token = env.settings.worker.drain_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
 
     async def post() -> int:
         async with (
             aiohttp.ClientSession() as session,
             session.post(
-                f"http://{host}:{port}/drain", timeout=aiohttp.ClientTimeout(total=10)
+                f"http://{host}:{port}/drain",
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=10),
             ) as response,
         ):
             return response.status

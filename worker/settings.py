@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -62,6 +63,8 @@ class BrokerSettings(_Section):
     dead_letter_queue: str = "imgworker.dead"
     #: Deliveries of one message before the broker dead-letters it (``x-delivery-limit``).
     delivery_limit: int = Field(default=5, ge=1)
+    #: Largest task message accepted; a larger one is dead-lettered unread (``too_large``).
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024)
 
 
 class WorkerSettings(_Section):
@@ -75,8 +78,11 @@ class WorkerSettings(_Section):
     heartbeat_seconds: float = Field(default=30.0, gt=0)
     #: Seconds running imports get to finish on SIGTERM before they are reverted and requeued.
     drain_grace_seconds: float = Field(default=60.0, ge=0)
-    #: ``host:port`` of /metrics, /livez and /readyz.
+    #: ``host:port`` of /metrics, /livez, /readyz and POST /drain.
     http: str = "127.0.0.1:9480"
+    #: Lets ``POST /drain`` come from elsewhere than loopback, with ``Authorization: Bearer
+    #: <token>`` (``imgworker drain`` sends it). Unset: only loopback may drain.
+    drain_token: SecretStr | None = None
     #: This worker's id in task claims (default: host name and process id).
     id: str = ""
     #: Seconds a delete task that could not finish waits before it is published again.
@@ -88,6 +94,13 @@ class WorkerSettings(_Section):
     @classmethod
     def _address(cls, value: str) -> str:
         parse_address(value)
+        return value
+
+    @field_validator("drain_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("drain_token must have at least 16 characters")
         return value
 
     @model_validator(mode="after")

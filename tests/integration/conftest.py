@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from tests.support.http import serve_directory
+from tests.support.images import MiB, make_sparse_raw
 from tests.support.services import require_tcp
+from tests.support.workers import Topology, delete_topology
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -50,3 +53,22 @@ async def _admin(statement: str) -> None:
         await connection.execute(statement)
     finally:
         await connection.close()
+
+
+@pytest.fixture
+async def broker_topology() -> AsyncIterator[Topology]:
+    """Broker names of the test's own; its queues and exchanges are deleted afterwards."""
+    require_tcp("RabbitMQ", "127.0.0.1", 5672)
+    topology = Topology()
+    yield topology
+    await delete_topology(topology)
+
+
+@pytest.fixture
+async def small_image_source(tmp_path: Path) -> AsyncIterator[str]:
+    """A loopback web server whose ``/small.raw`` is a 2 MiB raw image (1 MiB of data)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    make_sparse_raw(www / "small.raw", 2 * MiB, [(0, MiB)])
+    async with serve_directory(www) as base:
+        yield base

@@ -10,7 +10,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aio_pika
@@ -19,12 +18,12 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from flows.context import RequestContext
-from flows.records import TaskRecord
 from flows.request import ImportRequest
-from tests.support.enqueue import enqueue, publish
+from tests.support.enqueue import publish
 from tests.support.http import serve_app
 from tests.support.images import MiB, make_sparse_raw
 from tests.support.services import require_tcp
+from tests.support.tasks import STORES, enqueue_download, opened, terminal, until
 from tests.support.workers import (
     Topology,
     Worker,
@@ -39,7 +38,6 @@ from worker.settings import Settings, load_settings
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
-STORES = ["central", "dcn0"]
 
 
 @pytest.fixture
@@ -79,43 +77,6 @@ async def cleanup_broker(topology: Topology) -> AsyncIterator[None]:
     await delete_topology(topology)
 
 
-@asynccontextmanager
-async def _opened(config: Path) -> AsyncIterator[Services]:
-    """The test's own view of the records (what an API layer holds)."""
-    services = await Services.open(load_settings(str(config), environ={}))
-    try:
-        yield services
-    finally:
-        await services.close()
-
-
-async def _enqueue(services: Services, uri: str, stores: list[str] = STORES) -> tuple[str, str]:
-    image = await services.images.create(name="it", disk_format="raw", container_format="bare")
-    request = ImportRequest(
-        method="web-download", uri=uri, stores=tuple(stores), all_stores_must_succeed=True
-    )
-    task_id = await enqueue(services, image.id, request)
-    return image.id, task_id
-
-
-async def _until(
-    check: Callable[[], Awaitable[bool]], timeout: float, what: str, every: float = 0.25
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(every)
-
-
-async def _terminal(services: Services, task_id: str) -> TaskRecord:
-    async def done() -> bool:
-        return (await services.tasks.get(task_id)).status in ("success", "failure")
-
-    await _until(done, 120, f"task {task_id}")
-    return await services.tasks.get(task_id)
-
-
 async def _queue_depth(queue: str) -> int:
     connection = await aio_pika.connect(AMQP)
     async with connection:
@@ -143,11 +104,11 @@ async def test_three_workers_thirty_imports(
     tmp_path: Path, postgres_url: str, topology: Topology, source: str
 ) -> None:
     config = write_config(tmp_path, postgres_url, topology)
-    async with _opened(config) as services:
+    async with opened(config) as services:
         with running_workers(config, tmp_path, 3) as workers:
-            enqueued = [await _enqueue(services, f"{source}/small.raw") for _ in range(30)]
+            enqueued = [await enqueue_download(services, f"{source}/small.raw") for _ in range(30)]
             for image_id, task_id in enqueued:
-                task = await _terminal(services, task_id)
+                task = await terminal(services, task_id)
                 assert task.status == "success", task.message
                 image = await services.images.get(image_id)
                 assert image.status == "active" and image.stores == STORES
@@ -167,7 +128,7 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
     tmp_path: Path, postgres_url: str, topology: Topology, source: str
 ) -> None:
     config = write_config(tmp_path, postgres_url, topology)
-    async with _opened(config) as services:
+    async with opened(config) as services:
         settings: Settings = services.settings
         with running_workers(config, tmp_path, 1) as workers:
             orphan_task, orphan_image = str(uuid.uuid4()), str(uuid.uuid4())
@@ -203,9 +164,63 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
             assert sorted(reasons) == sorted(cases)
             orphan = await services.tasks.get(orphan_task)
             assert orphan.status == "failure" and "missing_image" in orphan.message
-            _image, task_id = await _enqueue(services, f"{source}/small.raw")
-            assert (await _terminal(services, task_id)).status == "success"
+            _image, task_id = await enqueue_download(services, f"{source}/small.raw")
+            assert (await terminal(services, task_id)).status == "success"
             assert _counter(workers, "imgworker_tasks_dead_lettered_total") == len(cases)
+
+
+@pytest.mark.usefixtures("cleanup_broker")
+async def test_poison_bodies_are_dead_lettered_on_their_first_delivery(
+    tmp_path: Path, postgres_url: str, topology: Topology, source: str
+) -> None:
+    config = write_config(tmp_path, postgres_url, topology)
+    poison: dict[str, tuple[bytes, str]] = {
+        "not JSON": (b"\x00not json at all", "bad_json"),
+        "empty object": (b"{}", "bad_version"),
+        "unknown version": (b'{"version": 99}', "bad_version"),
+        "200 000 brackets": (b"[" * 100_000 + b"]" * 100_000, "too_large"),
+        "2 MiB": (b'{"pad": "' + b"x" * (2 * MiB) + b'"}', "too_large"),
+        "deep but small": (b"[" * 20_000 + b"]" * 20_000, "too_deep"),
+    }
+    async with opened(config) as services:
+        with running_workers(config, tmp_path, 1) as (worker,):
+            connection = await aio_pika.connect(AMQP)
+            async with connection:
+                channel = await connection.channel()
+                exchange = await channel.get_exchange(topology.exchange)
+                for body, _reason in poison.values():
+                    await exchange.publish(
+                        aio_pika.Message(body), routing_key=services.settings.broker.routing_key
+                    )
+                copies = await _dead_letters(channel, topology.dead_queue, len(poison))
+            assert [c.body for c in copies] == [body for body, _ in poison.values()]
+            assert [c.headers["x-imgworker-reason"] for c in copies] == [
+                reason for _, reason in poison.values()
+            ]
+            # First delivery: no redelivery count, no broker dead-lettering (x-death).
+            assert not any(c.headers.get("x-delivery-count") for c in copies)
+            assert not any("x-death" in c.headers for c in copies)
+            _image, task_id = await enqueue_download(services, f"{source}/small.raw")
+            assert (await terminal(services, task_id)).status == "success"
+            records = worker.json_records()
+            rejected = [r for r in records if r["message"].startswith("dead-lettering message")]
+            assert len(rejected) == len(poison)
+            assert not [r for r in records if "exc" in r], "a traceback was logged"
+
+
+async def _dead_letters(
+    channel: aio_pika.abc.AbstractChannel, queue_name: str, expected: int
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    queue = await channel.declare_queue(queue_name, passive=True)
+    copies: list[aio_pika.abc.AbstractIncomingMessage] = []
+    deadline = time.monotonic() + 60
+    while len(copies) < expected and time.monotonic() < deadline:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            await asyncio.sleep(0.25)
+            continue
+        copies.append(message)
+    return copies
 
 
 def _request(source: str) -> ImportRequest:
@@ -219,16 +234,8 @@ def _ctx() -> RequestContext:
 async def _dead_letter_reasons(
     channel: aio_pika.abc.AbstractChannel, queue_name: str, expected: int
 ) -> list[str]:
-    queue = await channel.declare_queue(queue_name, passive=True)
-    reasons: list[str] = []
-    deadline = time.monotonic() + 60
-    while len(reasons) < expected and time.monotonic() < deadline:
-        message = await queue.get(no_ack=True, fail=False)
-        if message is None:
-            await asyncio.sleep(0.25)
-            continue
-        reasons.append(str((message.headers or {}).get("x-imgworker-reason")))
-    return reasons
+    copies = await _dead_letters(channel, queue_name, expected)
+    return [str((copy.headers or {}).get("x-imgworker-reason")) for copy in copies]
 
 
 @pytest.mark.usefixtures("cleanup_broker")
@@ -236,10 +243,10 @@ async def test_a_duplicated_message_does_not_import_twice(
     tmp_path: Path, postgres_url: str, topology: Topology, source: str
 ) -> None:
     config = write_config(tmp_path, postgres_url, topology)
-    async with _opened(config) as services:
+    async with opened(config) as services:
         with running_workers(config, tmp_path, 2) as workers:
-            image_id, task_id = await _enqueue(services, f"{source}/small.raw")
-            assert (await _terminal(services, task_id)).status == "success"
+            image_id, task_id = await enqueue_download(services, f"{source}/small.raw")
+            assert (await terminal(services, task_id)).status == "success"
             message = TaskMessage(task_id, image_id, _request(source), _ctx())
             await publish(services, message)
             await publish(services, message)
@@ -248,7 +255,7 @@ async def test_a_duplicated_message_does_not_import_twice(
                 outputs = "".join(w.output() for w in workers)
                 return outputs.count("duplicate message acknowledged") >= 2
 
-            await _until(acknowledged, 30, "both duplicates")
+            await until(acknowledged, 30, "both duplicates")
             image = await services.images.get(image_id)
             assert len(image.locations) == 2
             assert sum(w.output().count("success: imported to") for w in workers) == 1
@@ -262,21 +269,21 @@ async def test_kill_9_mid_store_write_is_finished_by_another_worker(
     config = write_config(
         tmp_path, postgres_url, topology, lease_seconds=6, heartbeat_seconds=1, concurrency=1
     )
-    async with _opened(config) as services:
+    async with opened(config) as services:
         stores = tmp_path / "stores"
         with running_workers(config, tmp_path, 2) as workers:
-            image_id, task_id = await _enqueue(services, f"{source}/big.raw")
+            image_id, task_id = await enqueue_download(services, f"{source}/big.raw")
 
             async def writing() -> bool:
                 return any(p.name.endswith(".partial") for p in stores.rglob("*"))
 
             # A store write of 384 MiB lasts about a second: look often enough to catch it.
-            await _until(writing, 120, "a store write to start", every=0.02)
+            await until(writing, 120, "a store write to start", every=0.02)
             holder = (await services.tasks.get(task_id)).claimed_by
             victim = next(w for w in workers if w.name == holder)
             os.kill(victim.process.pid, signal.SIGKILL)
             victim.process.wait()
-            task = await _terminal(services, task_id)
+            task = await terminal(services, task_id)
             assert task.status == "success", task.message
             image = await services.images.get(image_id)
             assert image.status == "active" and image.stores == STORES
@@ -291,14 +298,14 @@ async def test_sigterm_during_an_import_drains_within_the_grace(
     tmp_path: Path, postgres_url: str, topology: Topology, source: str
 ) -> None:
     config = write_config(tmp_path, postgres_url, topology, drain_grace_seconds=1, concurrency=1)
-    async with _opened(config) as services:
+    async with opened(config) as services:
         with running_workers(config, tmp_path, 2) as workers:
-            image_id, task_id = await _enqueue(services, f"{source}/slow.raw")
+            image_id, task_id = await enqueue_download(services, f"{source}/slow.raw")
 
             async def claimed() -> bool:
                 return (await services.tasks.get(task_id)).claimed_by is not None
 
-            await _until(claimed, 30, "a worker to claim the task")
+            await until(claimed, 30, "a worker to claim the task")
             holder = (await services.tasks.get(task_id)).claimed_by
             victim = next(w for w in workers if w.name == holder)
             started = time.monotonic()
@@ -306,7 +313,7 @@ async def test_sigterm_during_an_import_drains_within_the_grace(
             victim.process.wait(15)
             assert time.monotonic() - started < 10
             assert victim.process.returncode == 0
-            task = await _terminal(services, task_id)
+            task = await terminal(services, task_id)
             assert task.status == "success", task.message
             assert (await services.images.get(image_id)).status == "active"
             survivor = next(w for w in workers if w is not victim)
@@ -322,24 +329,24 @@ async def test_rabbitmq_restart_while_idle_and_while_importing(
     try:
         with running_workers(config, tmp_path, 2) as workers:
             _restart_rabbitmq()
-            await _until(_all_ready(workers), 60, "consumers to come back")
-            _image, task_id = await _enqueue(services, f"{source}/slow.raw")
+            await until(_all_ready(workers), 60, "consumers to come back")
+            _image, task_id = await enqueue_download(services, f"{source}/slow.raw")
 
             async def claimed() -> bool:
                 return (await services.tasks.get(task_id)).claimed_by is not None
 
-            await _until(claimed, 30, "the import to start")
+            await until(claimed, 30, "the import to start")
             _restart_rabbitmq()
-            task = await _terminal(services, task_id)
+            task = await terminal(services, task_id)
             assert task.status == "success", task.message
-            await _until(_all_ready(workers), 60, "consumers to come back again")
-            _second, second_task = await _enqueue(services, f"{source}/small.raw")
-            assert (await _terminal(services, second_task)).status == "success"
+            await until(_all_ready(workers), 60, "consumers to come back again")
+            _second, second_task = await enqueue_download(services, f"{source}/small.raw")
+            assert (await terminal(services, second_task)).status == "success"
 
             async def drained() -> bool:
                 return await _queue_depth(topology.queue) == 0
 
-            await _until(drained, 60, "the queue to empty")
+            await until(drained, 60, "the queue to empty")
     finally:
         subprocess.run(["rabbitmqctl", "start_app"], check=False, capture_output=True)
         await services.close()

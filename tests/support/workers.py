@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.error import HTTPError
 from urllib.request import urlopen
 
 IMGWORKER = str(Path(sys.executable).with_name("imgworker"))
@@ -112,11 +115,21 @@ class Worker:
 
     def ready(self) -> bool:
         """True when /readyz answers 200."""
+        return self.get("/readyz")[0] == 200
+
+    def live(self) -> bool:
+        """True when /livez answers 200."""
+        return self.get("/livez")[0] == 200
+
+    def get(self, path: str) -> tuple[int, str]:
+        """The status and body of ``GET path`` (0 and the error when nothing answers)."""
         try:
-            with urlopen(f"{self.url}/readyz", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+            with urlopen(f"{self.url}{path}", timeout=2) as response:
+                return int(response.status), response.read().decode()
+        except HTTPError as error:
+            return error.code, error.read().decode()
+        except OSError as error:
+            return 0, str(error)
 
     def metrics(self) -> str:
         """The /metrics text."""
@@ -131,37 +144,68 @@ class Worker:
         """Everything it logged."""
         return self.log.read_text(errors="replace")
 
+    def json_records(self) -> list[dict[str, Any]]:
+        """Everything it logged, failing unless every line is a JSON object."""
+        records = []
+        for line in self.output().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                raise AssertionError(f"worker {self.name} wrote a line that is not JSON: {line}")
+            records.append(record)
+        return records
 
-def start_worker(config: Path, name: str, root: Path) -> Worker:
-    """Start a worker and wait until it is ready."""
+
+def start_worker(
+    config: Path,
+    name: str,
+    root: Path,
+    *,
+    http_host: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
+    until: str | None = "ready",
+) -> Worker:
+    """Start a worker; wait until it is ready (or only live: ``until="live"``; or not at all:
+    ``until=None``).
+
+    ``http_host`` is where its HTTP endpoints listen (0.0.0.0 reaches it from elsewhere; its
+    ``url`` stays on loopback); ``env`` adds environment variables (settings overrides).
+    """
     port = free_port()
     log = root / f"{name}.log"
-    env = dict(
+    environment = dict(
         os.environ,
         IMGWORKER_CONFIG=str(config),
-        IMGWORKER_WORKER__HTTP=f'"127.0.0.1:{port}"',
+        IMGWORKER_WORKER__HTTP=f'"{http_host}:{port}"',
         IMGWORKER_WORKER__ID=f'"{name}"',
+        **(env or {}),
     )
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [IMGWORKER, "run"], env=env, stdout=sink, stderr=subprocess.STDOUT
+            [IMGWORKER, "run"], env=environment, stdout=sink, stderr=subprocess.STDOUT
         )
     worker = Worker(name, port, process, log)
+    if until is None:
+        return worker
+    check = worker.ready if until == "ready" else worker.live
     deadline = time.monotonic() + 60
-    while not worker.ready():
+    while not check():
         if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"worker {name} did not become ready:\n{worker.output()}")
+            raise AssertionError(f"worker {name} did not become {until}:\n{worker.output()}")
         time.sleep(0.2)
     return worker
 
 
 @contextmanager
-def running_workers(config: Path, root: Path, count: int) -> Iterator[list[Worker]]:
-    """Start ``count`` workers; stop whatever still runs at the end (SIGKILL after 20 s)."""
+def running_workers(config: Path, root: Path, count: int, **options: Any) -> Iterator[list[Worker]]:
+    """Start ``count`` workers (``options`` as :func:`start_worker` takes them); stop whatever
+    still runs at the end (SIGKILL after 20 s)."""
     workers: list[Worker] = []
     try:
         for index in range(count):
-            workers.append(start_worker(config, f"w{index}", root))
+            workers.append(start_worker(config, f"w{index}", root, **options))
         yield workers
     finally:
         for worker in workers:

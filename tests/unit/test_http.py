@@ -17,7 +17,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.services import require_program
 from tests.support.settings import make_settings
 from worker.daemon import http as daemon_http
-from worker.daemon.http import Health, bound_address, parse_address, start_http
+from worker.daemon.http import (
+    DRAIN_REFUSED,
+    Health,
+    bound_address,
+    drain_permitted,
+    parse_address,
+    start_http,
+)
 from worker.daemon.metrics import Metrics
 from worker.settings import Settings
 
@@ -198,6 +205,24 @@ async def test_every_failed_check_gets_its_line(
     assert lines[3].startswith("qemu-img is not installed")
 
 
+async def test_what_the_start_waits_for_is_named_first(serve: ServerFactory) -> None:
+    server = await serve()
+    server.health.consumer_attached = False
+    server.health.waiting["broker"] = "broker unreachable at amqp://127.0.0.1:1/: refused"
+    assert await server.not_ready() == [
+        "broker unreachable at amqp://127.0.0.1:1/: refused",
+        "consumer not attached",
+    ]
+    assert await server.get("/livez") == (200, "ok\n")
+
+
+async def test_a_database_waited_for_is_not_probed_again(serve: ServerFactory) -> None:
+    server = await serve()
+    server.database_error = OSError("would be a second line")
+    server.health.waiting["database"] = "database unreachable at postgresql://db/x: refused"
+    assert await server.not_ready() == ["database unreachable at postgresql://db/x: refused"]
+
+
 async def test_post_drain_calls_back(serve: ServerFactory) -> None:
     server = await serve()
     async with aiohttp.ClientSession() as session:
@@ -206,6 +231,58 @@ async def test_post_drain_calls_back(serve: ServerFactory) -> None:
         async with session.get(server.url + "/drain") as response:
             assert response.status == 405
     assert server.drains == [None]
+
+
+async def test_everything_but_drain_is_read_only(serve: ServerFactory) -> None:
+    server = await serve()
+    async with aiohttp.ClientSession() as session:
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            for path in ("/metrics", "/livez", "/readyz"):
+                async with session.request(method, server.url + path) as response:
+                    assert response.status == 405, (method, path)
+        for method in ("PUT", "DELETE", "PATCH"):
+            async with session.request(method, server.url + "/drain") as response:
+                assert response.status == 405, method
+    assert server.drains == []
+
+
+TOKEN = "s3cret-token-of-32-characters-ok"
+
+
+@pytest.mark.parametrize(
+    ("remote", "authorization", "token", "permitted"),
+    [
+        ("127.0.0.1", None, None, True),
+        ("127.8.9.10", None, None, True),
+        ("::1", None, None, True),
+        ("::ffff:127.0.0.1", None, None, True),
+        ("10.1.2.3", None, None, False),
+        ("10.1.2.3", f"Bearer {TOKEN}", None, False),
+        ("10.1.2.3", None, TOKEN, False),
+        ("10.1.2.3", f"Bearer {TOKEN}", TOKEN, True),
+        ("10.1.2.3", f"bearer  {TOKEN}", TOKEN, True),
+        ("10.1.2.3", f"Bearer {TOKEN}x", TOKEN, False),
+        ("10.1.2.3", f"Basic {TOKEN}", TOKEN, False),
+        ("10.1.2.3", "Bearer ", TOKEN, False),
+        ("::ffff:10.1.2.3", None, None, False),
+        ("fe80::1%eth0", None, None, False),
+        (None, None, None, False),
+        ("not an address", None, None, False),
+    ],
+)
+def test_who_may_drain(
+    remote: str | None, authorization: str | None, token: str | None, permitted: bool
+) -> None:
+    assert drain_permitted(remote, authorization, token) is permitted
+
+
+def test_the_refusal_says_how_to_drain() -> None:
+    assert "loopback" in DRAIN_REFUSED and "drain_token" in DRAIN_REFUSED
+
+
+def test_a_short_drain_token_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        make_settings(tmp_path, worker={"drain_token": "short"})
 
 
 def test_parse_address() -> None:

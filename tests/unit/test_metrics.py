@@ -12,7 +12,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+import flows.import_flow
+from flows.engine import Flow, FlowFailed
 from flows.observer import FlowObserver
+from flows.states import AttemptStatus, StepResult
+from flows.steps.store import StoreStep
+from worker.daemon.messages import RejectReason
 from worker.daemon.metrics import Metrics
 
 CONTRACT = Path(__file__).parents[2] / "docs" / "metrics.md"
@@ -40,8 +45,8 @@ def drive_one_import(metrics: Metrics) -> None:
     metrics.task_received("web-download")
     metrics.queue_wait("web-download", 0.25)
     metrics.in_progress.inc()
-    for step in ("lock", "stage", "inspect", "convert", "store", "store", "complete"):
-        metrics.step_finished(step, 1.5, "success")
+    for step in ("lock", "stage", "inspect", "convert", "store:central", "store:dcn0", "complete"):
+        metrics.step_finished(step, 1.5, StepResult.SUCCESS)
     metrics.bytes_downloaded("web-download", 1000)
     metrics.bytes_written("central", 600)
     metrics.bytes_skipped("central", 400)
@@ -53,7 +58,7 @@ def drive_one_import(metrics: Metrics) -> None:
 
 def test_is_a_flow_observer() -> None:
     observer: FlowObserver = Metrics()
-    observer.step_finished("stage", 0.1, "success")
+    observer.step_finished("stage", 0.1, StepResult.SUCCESS)
 
 
 def test_each_metric_has_its_documented_type() -> None:
@@ -99,6 +104,65 @@ def test_the_documented_table_matches_the_registry(tmp_path: Path) -> None:
     assert registered == documented_metrics()
 
 
+def documented_values() -> dict[tuple[str, str], list[str]]:
+    """docs/metrics.md's "Label values" table: (metric, label) to the values, in order."""
+    table: dict[tuple[str, str], list[str]] = {}
+    for line in CONTRACT.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`imgworker_"):
+            table[(cells[0].strip("`"), cells[1].strip("`"))] = re.findall(r"`([^`]+)`", cells[2])
+    return table
+
+
+def flow_step_names() -> list[str]:
+    """Every step name the import flow can run, a store step as ``store:NAME``."""
+    names = []
+    for candidate in vars(flows.import_flow).values():
+        if isinstance(candidate, type) and candidate.__module__.startswith("flows.steps."):
+            if candidate is StoreStep:
+                names.append(StoreStep("NAME", set_active=False).name)
+            else:
+                names.append(candidate.name)
+    return names
+
+
+def test_documented_label_values_are_the_declared_ones() -> None:
+    documented = documented_values()
+    assert documented[("imgworker_step_duration_seconds", "result")] == list(StepResult)
+    assert documented[("imgworker_task_duration_seconds", "result")] == list(AttemptStatus)
+    assert documented[("imgworker_tasks_dead_lettered_total", "reason")] == list(RejectReason)
+    assert sorted(documented[("imgworker_step_duration_seconds", "step")]) == sorted(
+        flow_step_names()
+    )
+    assert {metric for metric, _label in documented} <= set(documented_metrics())
+
+
+class _Step:
+    def __init__(self, name: str, fail: bool = False, fail_revert: bool = False) -> None:
+        self.name, self._fail, self._fail_revert = name, fail, fail_revert
+
+    async def execute(self, ctx: object) -> None:
+        if self._fail:
+            raise RuntimeError("execute failed")
+
+    async def revert(self, ctx: object, error: BaseException) -> None:
+        if self._fail_revert:
+            raise RuntimeError("revert failed")
+
+
+async def test_the_engine_reports_only_declared_step_results() -> None:
+    metrics = Metrics()
+    steps = [_Step("lock"), _Step("stage", fail_revert=True), _Step("store:central", fail=True)]
+    with pytest.raises(FlowFailed):
+        await Flow("test", steps).run(None, metrics)
+    results = {
+        sample.labels["result"]
+        for sample in scrape(metrics)["imgworker_step_duration_seconds"]
+        if sample.name.endswith("_count")
+    }
+    assert results == set(StepResult)
+
+
 def test_build_info_names_version_and_python() -> None:
     (sample,) = scrape(Metrics())["imgworker_build_info"]
     assert sample.value == 1
@@ -118,7 +182,11 @@ def test_one_import_moves_the_counters() -> None:
     assert value(f, "imgworker_bytes_skipped_total", store="central") == 400
     assert value(f, "imgworker_store_writes_total", store="central", result="success") == 1
     assert value(f, "imgworker_store_writes_total", store="dcn0", result="failure") == 1
-    assert value(f, "imgworker_step_duration_seconds_count", step="store", result="success") == 2
+    for store in ("central", "dcn0"):
+        count = value(
+            f, "imgworker_step_duration_seconds_count", step=f"store:{store}", result="success"
+        )
+        assert count == 1
     assert value(f, "imgworker_step_duration_seconds_sum", step="lock", result="success") == 1.5
     assert (
         value(f, "imgworker_task_duration_seconds_count", method="web-download", result="success")

@@ -1,5 +1,9 @@
 """``imgworker run``: the daemon process, from start to a clean exit.
 
+Start: the HTTP endpoints first (alive, not ready), then the database and the broker, each
+waited for with backoff while unreachable (``/readyz`` names what it waits for); a
+dependency that refuses the configuration ends the process with status 2 and one log line.
+
 Signals: the first SIGTERM/SIGINT (or ``POST /drain``) starts a drain — readiness goes false,
 the consumer is cancelled, running tasks get ``[worker] drain_grace_seconds`` to finish,
 then are reverted and requeued; a second signal cancels the running tasks at once (they are
@@ -10,17 +14,25 @@ unacknowledged, and the next worker cleans up after the lease).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+from collections.abc import Awaitable
+from typing import TypeVar
 
+from worker.daemon import startup
 from worker.daemon.consumer import Consumer
 from worker.daemon.http import Health, bound_address, start_http
+from worker.daemon.logs import log_uncaught
 from worker.daemon.metrics import Metrics
+from worker.daemon.startup import DependencyRefused, reach
 from worker.services import Services
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Daemon:
@@ -33,6 +45,7 @@ class Daemon:
         self._drain = asyncio.Event()
         self._signals = 0
         self._consumer: Consumer | None = None
+        self._services: Services | None = None
 
     def request_drain(self) -> None:
         """Start a graceful drain (idempotent)."""
@@ -56,29 +69,95 @@ class Daemon:
             os._exit(1)
 
     async def run(self) -> None:
-        """Run until drained."""
+        """Serve HTTP, wait for the database and the broker, consume until drained.
+
+        Raises :class:`~worker.daemon.startup.DependencyRefused` when a dependency refuses
+        the configuration (no wait can help).
+        """
         settings = self.settings
         settings.staging.dir.mkdir(parents=True, exist_ok=True)
-        services = await Services.open(settings, self.metrics)
+        # Liveness first: a worker waiting for its broker is alive, just not ready.
+        http = await start_http(
+            settings, self.metrics, self.health, self._check_database, self.request_drain
+        )
         try:
-            self._consumer = Consumer(services, self.metrics, self.health)
-            http = await start_http(
-                settings, self.metrics, self.health, services.ping, self.request_drain
-            )
             host, port = bound_address(http)
             log.info(
-                "worker %s serving /metrics /livez /readyz on %s:%d", services.worker_id, host, port
+                "worker %s serving /metrics /livez /readyz on %s:%d",
+                settings.worker.worker_id(),
+                host,
+                port,
             )
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self._on_signal, signum)
-            try:
-                await self._consumer.start()
-                await self._drain.wait()
-                await self._consumer.drain(settings.worker.drain_grace_seconds)
-            finally:
-                await self._consumer.close()
-                await http.cleanup()
+            await self._serve()
         finally:
-            await services.close()
+            await http.cleanup()
         log.info("worker stopped")
+
+    async def _serve(self) -> None:
+        settings = self.settings
+        services = await self._unless_drained(
+            reach(startup.database(settings.database.url), self._open_services, self.health.waiting)
+        )
+        if services is None:
+            return
+        self._services = services
+        try:
+            consumer = self._consumer = Consumer(services, self.metrics, self.health)
+            try:
+                await self._unless_drained(
+                    reach(startup.broker(settings.broker.url), consumer.start, self.health.waiting)
+                )
+                await self._drain.wait()
+                await consumer.drain(settings.worker.drain_grace_seconds)
+            finally:
+                await consumer.close()
+        finally:
+            self._services = None
+            await services.close()
+
+    async def _open_services(self) -> Services:
+        """Open the records (upgrading the schema when configured) and see the database answer."""
+        services = await Services.open(self.settings, self.metrics)
+        try:
+            await services.ping()
+        except BaseException:
+            await services.close()
+            raise
+        return services
+
+    async def _check_database(self) -> None:
+        # Before the records are open, readiness already names the database it waits for.
+        if self._services is not None:
+            await self._services.ping()
+
+    async def _unless_drained(self, work: Awaitable[T]) -> T | None:
+        """``work``'s result, or None if a drain starts first (``work`` is then cancelled)."""
+        job = asyncio.ensure_future(work)
+        drained = asyncio.ensure_future(self._drain.wait())
+        try:
+            await asyncio.wait({job, drained}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()
+            if not job.done():
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
+        return None if job.cancelled() else job.result()
+
+
+def run_daemon(settings: Settings) -> int:
+    """``imgworker run``: the daemon's exit status (2 when a dependency refuses it).
+
+    Everything it reports goes through logging, one JSON object per line when so configured:
+    a refusal is one error line, anything unforeseen one critical record with its traceback.
+    """
+    log_uncaught()
+    try:
+        asyncio.run(Daemon(settings).run())
+    except DependencyRefused as refused:
+        log.error("cannot start: %s", refused)
+        return 2
+    return 0

@@ -1,8 +1,13 @@
 """Consuming task messages: one asyncio task per message, ack only at a terminal state.
 
+Each delivery is decided once (a :data:`~worker.daemon.settlement.Settlement`) and settled
+in one place (:class:`~worker.daemon.settlement.Settler`):
+
 - QoS prefetch = ``[worker] concurrency``, so a worker never holds more messages than it runs.
 - A message that fails its checks is dead-lettered at once, with the reason recorded in the
   dead-letter copy's headers, the log, and the task row when there is one; never retried.
+  Whatever is wrong with the body itself (size, encoding, nesting, JSON, fields) is such a
+  failure: the next delivery would carry the same bytes.
 - A transient failure is retried: the message is nacked back to the queue after a backoff,
   until the quorum queue's delivery limit; the last delivery records the failure instead.
 - A duplicate of a finished task is acknowledged without work (``run_task`` sees it).
@@ -21,33 +26,35 @@ import asyncio
 import contextlib
 import datetime
 import logging
-import random
 import time
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
-    AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aio_pika.connection import make_url
 
 from flows.errors import NotFound
 from flows.states import AttemptStatus
 from worker.daemon.http import Health
 from worker.daemon.logs import task_log_context
-from worker.daemon.messages import ENQUEUED_AT, MessageRejected, TaskMessage, parse_message
+from worker.daemon.messages import (
+    ENQUEUED_AT,
+    MessageRejected,
+    RejectReason,
+    TaskMessage,
+    parse_message,
+)
 from worker.daemon.metrics import Metrics
+from worker.daemon.settlement import Ack, DeadLetter, Requeue, Retry, Settlement, Settler
 from worker.daemon.topology import declare
-from worker.db.tasks import TaskEnd
 from worker.runner import run_task
 from worker.services import Services
 
 log = logging.getLogger(__name__)
-
-#: Longest wait before a retried message goes back to the queue.
-MAX_BACKOFF_SECONDS = 60.0
 
 
 class Consumer:
@@ -59,7 +66,7 @@ class Consumer:
         self._health = health
         self._connection: AbstractRobustConnection | None = None
         self._queue: AbstractQueue | None = None
-        self._dead_letters: AbstractExchange | None = None
+        self._settler: Settler | None = None
         self._tag: str | None = None
         self._running: set[asyncio.Task[None]] = set()
 
@@ -69,15 +76,29 @@ class Consumer:
         return len(self._running)
 
     async def start(self) -> None:
-        """Connect (robustly: reconnects restore the channel and consumer) and consume."""
+        """Connect (robustly: reconnects restore the channel and consumer) and consume.
+
+        The first connection is not retried here (the daemon waits for the broker with
+        :func:`~worker.daemon.startup.reach`); a failed start leaves nothing open, so it may
+        simply be called again.
+        """
         settings = self._services.settings
-        self._connection = await aio_pika.connect_robust(settings.broker.url, timeout=10)
-        self._connection.close_callbacks.add(self._on_close)
-        self._connection.reconnect_callbacks.add(self._on_reconnect)
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=settings.worker.concurrency)
-        _exchange, self._queue, self._dead_letters = await declare(channel, settings.broker)
-        self._tag = await self._queue.consume(self._on_message)
+        connection = aio_pika.RobustConnection(make_url(settings.broker.url))
+        try:
+            await connection.connect(timeout=10)
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=settings.worker.concurrency)
+            _exchange, queue, dead_letters = await declare(channel, settings.broker)
+            self._settler = Settler(
+                dead_letters, settings.broker.routing_key, self._metrics, self._services.tasks
+            )
+            self._tag = await queue.consume(self._on_message)
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection, self._queue = connection, queue
+        connection.close_callbacks.add(self._on_close)
+        connection.reconnect_callbacks.add(self._on_reconnect)
         self._attached(True)
         log.info(
             "consuming %s with concurrency %d", settings.broker.queue, settings.worker.concurrency
@@ -101,18 +122,55 @@ class Consumer:
         task.add_done_callback(self._running.discard)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
-        services = self._services
+        """Decide how the delivery ends, then settle it: the one place a message is settled."""
+        settler = self._settler
+        assert settler is not None, "messages arrive only after start()"
         try:
-            parsed = parse_message(message.body, list(services.stores))
-            await self._check_records(parsed)
+            settlement = await self._decide(message)
+            await settler.apply(message, settlement)
+        except asyncio.CancelledError:
+            # Already settled (an ack before the cancel) makes this a no-op error: ignore it.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(settler.apply(message, Requeue()))
+            raise
+        except Exception as exc:
+            # The channel closed under us: the broker redelivers the unsettled message.
+            log.warning(
+                "message %s not settled (%s: %s); the broker will deliver it again",
+                message.message_id,
+                type(exc).__name__,
+                exc,
+            )
+
+    async def _decide(self, message: AbstractIncomingMessage) -> Settlement:
+        try:
+            parsed = await self._check(message)
         except MessageRejected as rejected:
             self._metrics.task_received("unknown")
-            await self._reject(message, rejected)
-            return
+            return DeadLetter(rejected)
         except Exception:
             log.exception("cannot check message %s; retrying later", message.message_id)
-            await self._retry(message, 1)
-            return
+            return Retry(1)
+        return await self._run(message, parsed)
+
+    async def _check(self, message: AbstractIncomingMessage) -> TaskMessage:
+        """The parsed message, if it and the records it names are sound."""
+        broker = self._services.settings.broker
+        try:
+            parsed = parse_message(
+                message.body, list(self._services.stores), broker.max_message_bytes
+            )
+        except MessageRejected:
+            raise
+        except Exception as exc:
+            # A verdict on the bytes alone: the next delivery would fail the same way.
+            log.exception("checking message %s failed unexpectedly", message.message_id)
+            raise MessageRejected(RejectReason.UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
+        await self._check_records(parsed)
+        return parsed
+
+    async def _run(self, message: AbstractIncomingMessage, parsed: TaskMessage) -> Settlement:
+        services = self._services
         method = parsed.request.method
         self._metrics.task_received(method)
         waited = _queue_wait(message)
@@ -123,8 +181,8 @@ class Consumer:
             parsed.task_id,
             waited if waited is not None else float("nan"),
         )
-        returned = _delivery_count(message)
-        final = returned + 1 >= services.settings.broker.delivery_limit
+        attempt = _delivery_count(message) + 1
+        final = attempt >= services.settings.broker.delivery_limit
         started = time.monotonic()
         self._metrics.in_progress.inc()
         try:
@@ -133,14 +191,9 @@ class Consumer:
                     services, parsed.task_id, requester=parsed.context, final_attempt=final
                 )
                 log.info("task %s: %s: %s", parsed.task_id, outcome.status, outcome.message)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(message.nack(requeue=True))
-            raise
         except Exception:
             log.exception("task %s could not run; retrying later", parsed.task_id)
-            await self._retry(message, returned + 1)
-            return
+            return Retry(attempt)
         finally:
             self._metrics.in_progress.dec()
         if not outcome.ran:
@@ -149,15 +202,11 @@ class Consumer:
                 parsed.task_id,
                 outcome.status,
             )
-            await message.ack()
-            return
+            return Ack()
         self._metrics.task_finished(
             method, outcome.status, outcome.reason, time.monotonic() - started
         )
-        if outcome.status == AttemptStatus.RETRY:
-            await self._retry(message, returned + 1)
-        else:
-            await message.ack()
+        return Retry(attempt) if outcome.status == AttemptStatus.RETRY else Ack()
 
     async def _check_records(self, parsed: TaskMessage) -> None:
         tasks, images = self._services.tasks, self._services.images
@@ -165,11 +214,11 @@ class Consumer:
             task = await tasks.get(parsed.task_id)
         except NotFound:
             raise MessageRejected(
-                "missing_task", f"task {parsed.task_id} does not exist in the database"
+                RejectReason.MISSING_TASK, f"task {parsed.task_id} does not exist in the database"
             ) from None
         if task.image_id != parsed.image_id:
             raise MessageRejected(
-                "bad_field",
+                RejectReason.BAD_FIELD,
                 f"the message names image {parsed.image_id} but task {task.id} is for image "
                 f"{task.image_id}",
                 parsed.task_id,
@@ -178,48 +227,10 @@ class Consumer:
             await images.get(parsed.image_id)
         except NotFound:
             raise MessageRejected(
-                "missing_image", f"image {parsed.image_id} does not exist", parsed.task_id
+                RejectReason.MISSING_IMAGE,
+                f"image {parsed.image_id} does not exist",
+                parsed.task_id,
             ) from None
-
-    async def _retry(self, message: AbstractIncomingMessage, delivery: int) -> None:
-        backoff = min(MAX_BACKOFF_SECONDS, 2.0**delivery) * random.uniform(0.5, 1.0)
-        await asyncio.sleep(backoff)
-        await message.nack(requeue=True)
-
-    async def _reject(self, message: AbstractIncomingMessage, rejected: MessageRejected) -> None:
-        """Dead-letter ``message`` with its reason; record the reason on the task if any."""
-        log.error("dead-lettering message %s: %s", message.message_id, rejected)
-        self._metrics.dead_lettered(rejected.reason)
-        if rejected.task_id is not None:
-            await self._fail_task(rejected)
-        try:
-            assert self._dead_letters is not None
-            headers: dict[str, Any] = dict(message.headers or {})
-            headers.update(
-                {"x-imgworker-reason": rejected.reason, "x-imgworker-detail": rejected.detail}
-            )
-            await self._dead_letters.publish(
-                aio_pika.Message(
-                    message.body,
-                    headers=headers,
-                    message_id=message.message_id,
-                    content_type=message.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                ),
-                routing_key=self._services.settings.broker.routing_key,
-            )
-            await message.ack()
-        except Exception:
-            log.exception("could not copy the message to the dead-letter exchange")
-            await message.reject(requeue=False)  # the broker dead-letters it (x-death)
-
-    async def _fail_task(self, rejected: MessageRejected) -> None:
-        assert rejected.task_id is not None
-        with contextlib.suppress(Exception):
-            await self._services.tasks.finish(
-                rejected.task_id,
-                TaskEnd.failure(f"rejected: {rejected.reason}: {rejected.detail}"),
-            )
 
     async def stop_consuming(self) -> None:
         """Stop taking new messages (the first step of a drain)."""

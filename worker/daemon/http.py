@@ -1,16 +1,22 @@
 """The worker's HTTP endpoints: /metrics, /livez, /readyz and POST /drain (docs/metrics.md).
 
 The daemon owns the state (:class:`Health`) and the actions (the database probe, the drain);
-this module only answers requests about them.
+this module only answers requests about them. Everything is read-only (other methods get 405)
+except ``POST /drain``, which is taken only from loopback (the pod's own ``preStop``, the
+host's ``imgworker drain``) or with ``[worker] drain_token`` as a bearer token: a port bound
+to ``0.0.0.0`` for scraping must not let any neighbour drain the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
+import logging
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -20,19 +26,29 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from flows.errors import TerminalError
 from flows.qemu import qemu_img_path
 from worker.address import parse_address
+from worker.daemon.logs import one_line
 from worker.daemon.metrics import Metrics
 from worker.settings import Settings
 
+log = logging.getLogger(__name__)
+
 #: How long /readyz waits for the database before calling it unreachable.
 DATABASE_TIMEOUT_SECONDS: Final = 3.0
+#: The answer to a drain that is neither from loopback nor carries the token.
+DRAIN_REFUSED: Final = (
+    "drain refused: POST /drain is accepted from loopback (imgworker drain on the worker's "
+    "own host or pod) or with 'Authorization: Bearer <[worker] drain_token>'\n"
+)
 
 
 @dataclass
 class Health:
-    """What the daemon tells readiness: set by the consumer and the drain."""
+    """What the daemon tells readiness: set by the consumer, the start and the drain."""
 
     consumer_attached: bool = False
     draining: bool = False
+    #: What the worker is waiting for at start (``database``/``broker``) and why.
+    waiting: dict[str, str] = field(default_factory=dict)
 
 
 async def start_http(
@@ -107,6 +123,11 @@ class _Endpoints:
         return web.Response(text="ready\n")
 
     async def drain(self, request: web.Request) -> web.Response:
+        token = self._settings.worker.drain_token
+        secret = token.get_secret_value() if token is not None else None
+        if not drain_permitted(request.remote, request.headers.get("Authorization"), secret):
+            log.warning("drain refused for %s: not loopback and no valid token", request.remote)
+            return web.Response(status=403, text=DRAIN_REFUSED)
         self._on_drain()
         return web.Response(status=202, text="draining\n")
 
@@ -114,9 +135,12 @@ class _Endpoints:
         # Draining is final and says all; no need to probe the database while stopping.
         if self._health.draining:
             return ["draining"]
-        problems = [] if self._health.consumer_attached else ["consumer not attached"]
+        waiting = self._health.waiting
+        problems = list(waiting.values())
+        if not self._health.consumer_attached:
+            problems.append("consumer not attached")
         database, local = await asyncio.gather(
-            self._database_problem(),
+            self._database_problem() if "database" not in waiting else _nothing(),
             asyncio.to_thread(
                 local_problems,
                 self._settings.staging.dir,
@@ -133,8 +157,37 @@ class _Endpoints:
         except TimeoutError:
             return f"database unreachable: no answer within {DATABASE_TIMEOUT_SECONDS:g} s"
         except Exception as exc:
-            return f"database unreachable: {_one_line(exc)}"
+            return f"database unreachable: {one_line(exc)}"
         return None
+
+
+async def _nothing() -> None:
+    return None
+
+
+def drain_permitted(remote: str | None, authorization: str | None, token: str | None) -> bool:
+    """Whether a drain from ``remote`` with that ``Authorization`` header may start.
+
+    Loopback may always drain; anyone else only with ``Bearer <token>`` when a token is
+    configured, compared in constant time.
+    """
+    if token is not None and authorization is not None:
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            return True
+    return _is_loopback(remote)
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address((remote or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def local_problems(staging_dir: Path, min_free_bytes: int) -> list[str]:
@@ -168,8 +221,3 @@ def staging_problem(staging_dir: Path, min_free_bytes: int) -> str | None:
             f"[safety] staging_min_free_bytes = {min_free_bytes}; free space or move it"
         )
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

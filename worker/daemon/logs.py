@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -111,6 +112,12 @@ class TextFormatter(logging.Formatter):
         return f"{head} {extras}{sep}{tail}"
 
 
+def one_line(error: BaseException) -> str:
+    """``Type: message`` on one line, for a log message or a readiness reason."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 _HANDLER_NAME: Final = "imgworker"
 
 
@@ -136,3 +143,45 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(levels[level.upper()])
     return handler
+
+
+def log_uncaught() -> None:
+    """Send through logging what Python would otherwise print raw to stderr.
+
+    Uncaught exceptions (main thread and others), exceptions Python can only report
+    ("Exception ignored in ..."), and warnings; asyncio's default loop exception handler
+    already logs through the ``asyncio`` logger. A process whose output must be JSON lines
+    calls this once, after :func:`configure_logging`.
+    """
+    logger = logging.getLogger("imgworker.uncaught")
+
+    def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        logger.critical("uncaught %s", one_line(value), exc_info=(kind, value, tb))
+
+    def thread_excepthook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None:
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        logger.critical(
+            "uncaught in thread %s: %s",
+            name,
+            one_line(args.exc_value),
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+    def unraisablehook(unraisable: Any) -> None:
+        value = unraisable.exc_value
+        logger.error(
+            "%s %r: %s",
+            unraisable.err_msg or "Exception ignored in",
+            unraisable.object,
+            one_line(value) if value is not None else "",
+            exc_info=(unraisable.exc_type, value, unraisable.exc_traceback)
+            if value is not None
+            else None,
+        )
+
+    sys.excepthook = excepthook
+    threading.excepthook = thread_excepthook
+    sys.unraisablehook = unraisablehook
+    logging.captureWarnings(True)

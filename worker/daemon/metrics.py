@@ -24,6 +24,8 @@ from prometheus_client import (
     ProcessCollector,
 )
 
+from flows.states import AttemptStatus, StepResult
+
 #: A task or a step takes from well under a second (a tiny copy) to hours (a huge conversion).
 DURATION_BUCKETS: Final = (
     0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
@@ -34,9 +36,6 @@ QUEUE_WAIT_BUCKETS: Final = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 )  # fmt: skip
-#: The statuses a task attempt ends with, as ``task_finished`` takes them.
-TASK_STATUSES: Final = ("success", "failure", "retry")
-
 DISTRIBUTION = "imgworker"
 
 
@@ -171,8 +170,8 @@ class Metrics:
 
     # FlowObserver
 
-    def step_finished(self, step: str, seconds: float, result: str) -> None:
-        """A flow step ended: ``result`` is ``success``, ``failure`` or ``reverted``."""
+    def step_finished(self, step: str, seconds: float, result: StepResult) -> None:
+        """A flow step ended, or its revert did: ``result`` says how."""
         self.step_duration.labels(step=step, result=result).observe(max(seconds, 0.0))
 
     def bytes_downloaded(self, method: str, count: int) -> None:
@@ -205,19 +204,21 @@ class Metrics:
         """A message was taken from the queue (``unknown`` method when it does not parse)."""
         self.tasks_received.labels(method=method).inc()
 
-    def task_finished(self, method: str, status: str, reason: str, seconds: float) -> None:
-        """An attempt ended with ``status`` success, failure or retry after ``seconds`` of work.
+    def task_finished(
+        self, method: str, status: AttemptStatus, reason: str, seconds: float
+    ) -> None:
+        """An attempt ended with ``status`` after ``seconds`` of work.
 
         ``reason`` labels failures and retries (the error's label); it is ignored on success.
         """
-        if status == "success":
+        if status == AttemptStatus.SUCCESS:
             self.tasks_succeeded.labels(method=method).inc()
-        elif status == "failure":
+        elif status == AttemptStatus.FAILURE:
             self.tasks_failed.labels(method=method, reason=reason).inc()
-        elif status == "retry":
+        elif status == AttemptStatus.RETRY:
             self.tasks_retried.labels(method=method, reason=reason).inc()
         else:
-            raise ValueError(f"task status {status!r} is not one of {', '.join(TASK_STATUSES)}")
+            raise ValueError(f"task status {status!r} is not one of {', '.join(AttemptStatus)}")
         self.task_duration.labels(method=method, result=status).observe(max(seconds, 0.0))
 
     def dead_lettered(self, reason: str) -> None:
