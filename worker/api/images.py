@@ -26,7 +26,7 @@ from worker.api.patch import PATCH_TYPES, parse_operations, plan_changes
 from worker.api.policy import require_owner, require_reader, require_writer
 from worker.api.state import ApiState, state_of
 from worker.api.views import image_view
-from worker.daemon.delete_message import DeleteMessage
+from worker.daemon.messages import TaskMessage
 from worker.db.catalog import MUTABLE_CORE, ImageChanges, NewImage
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ async def publish_delete(
     state: ApiState, identity: Identity, image: ImageRecord, task_id: str, kind: str
 ) -> None:
     """Publish a delete task; if the broker is down, the task waits for the sweeper."""
-    message = DeleteMessage(task_id, image.id, TaskType(kind), identity.requester())
+    message = TaskMessage.deletion(task_id, image.id, TaskType(kind), identity.requester())
     try:
         await state.publisher.publish(message)
     except TransientError as exc:

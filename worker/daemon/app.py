@@ -22,11 +22,13 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from worker.daemon import startup
+from worker.daemon.client import LazyPublisher
 from worker.daemon.consumer import Consumer
 from worker.daemon.http import Health, bound_address, start_http
 from worker.daemon.logs import log_uncaught
 from worker.daemon.metrics import Metrics
 from worker.daemon.startup import DependencyRefused, reach
+from worker.daemon.sweeper import DeleteSweeper
 from worker.services import Services
 from worker.settings import Settings
 
@@ -110,8 +112,19 @@ class Daemon:
                 await self._unless_drained(
                     reach(startup.broker(settings.broker.url), consumer.start, self.health.waiting)
                 )
-                await self._drain.wait()
-                await consumer.drain(settings.worker.drain_grace_seconds)
+                publisher = LazyPublisher(settings.broker)
+                sweeper = DeleteSweeper(
+                    services.records.deletions,
+                    publisher,
+                    settings.worker,
+                    self.metrics.pending_deletions,
+                )
+                try:
+                    async with sweeper:
+                        await self._drain.wait()
+                    await consumer.drain(settings.worker.drain_grace_seconds)
+                finally:
+                    await publisher.close()
             finally:
                 await consumer.close()
         finally:

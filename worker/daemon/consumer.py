@@ -51,6 +51,7 @@ from worker.daemon.messages import (
 from worker.daemon.metrics import Metrics
 from worker.daemon.settlement import Ack, DeadLetter, Requeue, Retry, Settlement, Settler
 from worker.daemon.topology import declare
+from worker.deletion import run_delete_task
 from worker.runner import run_task
 from worker.services import Services
 
@@ -171,7 +172,7 @@ class Consumer:
 
     async def _run(self, message: AbstractIncomingMessage, parsed: TaskMessage) -> Settlement:
         services = self._services
-        method = parsed.request.method
+        method = parsed.label
         self._metrics.task_received(method)
         waited = _queue_wait(message)
         if waited is not None:
@@ -187,9 +188,12 @@ class Consumer:
         self._metrics.in_progress.inc()
         try:
             with task_log_context(parsed.task_id, parsed.image_id, parsed.context.request_id):
-                outcome = await run_task(
-                    services, parsed.task_id, requester=parsed.context, final_attempt=final
-                )
+                if parsed.request is None:
+                    outcome = await run_delete_task(services, parsed.task_id)
+                else:
+                    outcome = await run_task(
+                        services, parsed.task_id, requester=parsed.context, final_attempt=final
+                    )
                 log.info("task %s: %s: %s", parsed.task_id, outcome.status, outcome.message)
         except Exception:
             log.exception("task %s could not run; retrying later", parsed.task_id)
@@ -206,6 +210,8 @@ class Consumer:
         self._metrics.task_finished(
             method, outcome.status, outcome.reason, time.monotonic() - started
         )
+        # A deferred deletion is pending again and the sweeper publishes it when due: this
+        # delivery is done (retrying it here would count against the delivery limit).
         return Retry(attempt) if outcome.status == AttemptStatus.RETRY else Ack()
 
     async def _check_records(self, parsed: TaskMessage) -> None:
@@ -216,6 +222,12 @@ class Consumer:
             raise MessageRejected(
                 RejectReason.MISSING_TASK, f"task {parsed.task_id} does not exist in the database"
             ) from None
+        if task.type != parsed.type:
+            raise MessageRejected(
+                RejectReason.BAD_FIELD,
+                f"the message says {parsed.type} but task {task.id} is a {task.type} task",
+                parsed.task_id,
+            )
         if task.image_id != parsed.image_id:
             raise MessageRejected(
                 RejectReason.BAD_FIELD,
@@ -223,6 +235,8 @@ class Consumer:
                 f"{task.image_id}",
                 parsed.task_id,
             )
+        if parsed.request is None:
+            return  # a deletion runs whatever became of the image (it is usually gone)
         try:
             await images.get(parsed.image_id)
         except NotFound:

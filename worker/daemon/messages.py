@@ -18,9 +18,12 @@ from typing import Any, Final
 from flows.context import RequestContext
 from flows.errors import InvalidRequest, UnknownMethod
 from flows.request import ImportRequest, parse_import_request
+from flows.states import TaskType
 
 VERSION = 1
-TASK_TYPE = "api_image_import"
+TASK_TYPE = TaskType.IMPORT
+#: Task types whose message carries no request: what to delete is in the task row.
+DELETE_TYPES: Final = (TaskType.IMAGE_DELETE, TaskType.STORE_DELETE)
 #: Header carrying the publish time in integer microseconds since the epoch (AMQP floats
 #: are 32-bit: too coarse for a Unix time).
 ENQUEUED_AT = "x-imgworker-enqueued-at"
@@ -66,29 +69,47 @@ class MessageRejected(Exception):
 
 @dataclass(frozen=True, slots=True)
 class TaskMessage:
-    """A checked task message."""
+    """A checked task message: an import (with its request) or a deletion (without)."""
 
     task_id: str
     image_id: str
-    request: ImportRequest
+    request: ImportRequest | None
     context: RequestContext
+    type: TaskType = TaskType.IMPORT
+
+    @classmethod
+    def deletion(
+        cls, task_id: str, image_id: str, kind: TaskType, context: RequestContext
+    ) -> TaskMessage:
+        """The message of a delete task."""
+        return cls(task_id, image_id, None, context, kind)
+
+    @property
+    def label(self) -> str:
+        """The metric label of the task: the import method, or the delete task's type."""
+        return self.request.method if self.request is not None else str(self.type)
 
     def to_json(self) -> bytes:
         """The message body as published."""
-        body = {
+        body: dict[str, Any] = {
             "version": VERSION,
             "task_id": self.task_id,
             "image_id": self.image_id,
-            "type": TASK_TYPE,
-            "import_req": self.request.to_body(),
-            "context": {
-                "owner": self.context.owner,
-                "user_id": self.context.user_id,
-                "request_id": self.context.request_id,
-                "is_admin": self.context.is_admin,
-                "roles": list(self.context.roles),
-            },
+            "type": str(self.type),
         }
+        if self.request is not None:
+            body["import_req"] = self.request.to_body()
+        body.update(
+            {
+                "context": {
+                    "owner": self.context.owner,
+                    "user_id": self.context.user_id,
+                    "request_id": self.context.request_id,
+                    "is_admin": self.context.is_admin,
+                    "roles": list(self.context.roles),
+                },
+            }
+        )
         return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -112,8 +133,14 @@ def parse_message(
     task_id = _uuid(data, "task_id", None)
     image_id = _uuid(data, "image_id", task_id)
     kind = data.get("type", TASK_TYPE)
+    context = _context(data.get("context"), task_id)
+    if kind in DELETE_TYPES:
+        return TaskMessage.deletion(task_id, image_id, TaskType(kind), context)
     if kind != TASK_TYPE:
-        raise MessageRejected(RejectReason.BAD_FIELD, f"type {kind!r} is not {TASK_TYPE}", task_id)
+        known = ", ".join(t.value for t in TaskType)
+        raise MessageRejected(
+            RejectReason.BAD_FIELD, f"type {kind!r} is not one of {known}", task_id
+        )
     try:
         request = parse_import_request(data.get("import_req"))  # type: ignore[arg-type]
     except UnknownMethod as exc:
@@ -128,7 +155,7 @@ def parse_message(
             + ", ".join(sorted(configured_stores)),
             task_id,
         )
-    return TaskMessage(task_id, image_id, request, _context(data.get("context"), task_id))
+    return TaskMessage(task_id, image_id, request, context)
 
 
 def _decode(body: bytes, max_bytes: int) -> Mapping[str, Any]:

@@ -160,6 +160,11 @@ class Metrics:
         self.draining_gauge = Gauge(
             "imgworker_draining", "1 once a drain has started.", registry=registry
         )
+        self.deletions_pending = Gauge(
+            "imgworker_deletions_pending",
+            "Delete tasks not finished yet (as this worker's sweeper last counted them).",
+            registry=registry,
+        )
         if staging_dir is not None:
             self.staging_free_bytes = Gauge(
                 "imgworker_staging_free_bytes",
@@ -215,7 +220,7 @@ class Metrics:
             self.tasks_succeeded.labels(method=method).inc()
         elif status == AttemptStatus.FAILURE:
             self.tasks_failed.labels(method=method, reason=reason).inc()
-        elif status == AttemptStatus.RETRY:
+        elif status in (AttemptStatus.RETRY, AttemptStatus.DEFERRED):
             self.tasks_retried.labels(method=method, reason=reason).inc()
         else:
             raise ValueError(f"task status {status!r} is not one of {', '.join(AttemptStatus)}")
@@ -233,6 +238,10 @@ class Metrics:
     def consumer_attached(self, value: bool) -> None:
         """Whether a consumer is attached to the queue now."""
         self.consumer_attached_gauge.set(1 if value else 0)
+
+    def pending_deletions(self, count: int) -> None:
+        """How many delete tasks wait to be done, pool-wide."""
+        self.deletions_pending.set(count)
 
     def draining(self, value: bool) -> None:
         """Whether a drain has started."""

@@ -19,7 +19,7 @@ from datetime import timedelta
 from flows.context import RequestContext
 from flows.states import TaskType
 from worker.daemon.client import TaskPublisher
-from worker.daemon.delete_message import DeleteMessage
+from worker.daemon.messages import TaskMessage
 from worker.db.deletions import SqlDeletions
 from worker.settings import WorkerSettings
 
@@ -71,7 +71,7 @@ class DeleteSweeper:
         for task in due:
             if not await self._deletions.take_turn(task.id, task.updated_at):
                 continue  # another worker's sweeper took this one
-            message = DeleteMessage(
+            message = TaskMessage.deletion(
                 task.id,
                 str(task.image_id),
                 TaskType(task.type),
