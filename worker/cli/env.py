@@ -14,7 +14,7 @@ import click
 
 if TYPE_CHECKING:
     from flows.observer import FlowObserver
-    from worker.services import Services
+    from worker.services import Records, Services
     from worker.settings import Settings
 
 T = TypeVar("T")
@@ -41,6 +41,24 @@ class Env:
                 raise click.ClickException(str(exc)) from exc
         return self._settings
 
+    @property
+    def database_url(self) -> str:
+        """The records' URL, without validating the rest of the configuration if it can.
+
+        A plain ``[database]`` section is read as it is (pydantic is not imported); anything
+        unusual there is left to :attr:`settings`, whose validation says what is wrong.
+        """
+        if self._settings is None:
+            from worker.config_source import ConfigError, plain_database_url, read_config
+
+            try:
+                url = plain_database_url(read_config(self.config)[0])
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from exc
+            if url is not None:
+                return url
+        return self.settings.database.url
+
 
 pass_env = click.make_pass_decorator(Env)
 
@@ -59,6 +77,21 @@ def run_with_services(
             return await work(services)
         finally:
             await services.close()
+
+    return run(scope())
+
+
+def run_with_records(settings: Settings, work: Callable[[Records], Awaitable[T]]) -> T:
+    """Open the records alone (no stores), run ``work``, close them."""
+    from worker.services import Records
+
+    async def scope() -> T:
+        database = settings.database
+        records = await Records.open(database, lease_seconds=settings.worker.lease_seconds)
+        try:
+            return await work(records)
+        finally:
+            await records.close()
 
     return run(scope())
 

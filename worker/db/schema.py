@@ -7,7 +7,6 @@ database already at it (one ``SELECT`` on ``alembic_version``) needs no Alembic 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +40,8 @@ async def upgrade(url: str, revision: str = "head") -> None:
 
     Alembic's async environment runs its own event loop, so the upgrade runs in a thread.
     """
+    import asyncio
+
     from alembic import command
 
     await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
