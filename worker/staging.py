@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 from flows.errors import ImageStateConflict, SourceError
+from flows.observer import FlowObserver, NullObserver
 from flows.sparse import SparseFileReader, write_sparse
 from flows.states import ImageStatus
+from flows.steps.stage import StageStep
 from worker.db.images import SqlImageRepository
 
 #: Statuses from which an upload may be staged (Glance: queued; imgworker: also failed).
@@ -16,29 +18,45 @@ STAGEABLE = (ImageStatus.QUEUED, ImageStatus.FAILED)
 
 
 async def stage_upload(
-    images: SqlImageRepository, staging_dir: Path, image_id: str, source: Path
+    images: SqlImageRepository,
+    staging_dir: Path,
+    image_id: str,
+    source: Path,
+    observer: FlowObserver | None = None,
 ) -> int:
-    """Copy ``source`` to ``<staging>/<image_id>`` sparsely and set the image ``uploading``."""
+    """Copy ``source`` to ``<staging>/<image_id>`` sparsely and set the image ``uploading``.
+
+    ``observer`` sees the copy as the ``stage`` phase (``imgworker import --file`` draws it).
+    """
     image = await images.get(image_id)
     if image.status not in STAGEABLE:
         raise ImageStateConflict(
             f"image {image_id} is {image.status}; data can be staged only while it is "
             + " or ".join(STAGEABLE)
         )
-    size = await asyncio.to_thread(_copy_sparse, source, staging_dir / image_id)
+    size = await asyncio.to_thread(
+        _copy_sparse, source, staging_dir / image_id, observer or NullObserver()
+    )
     await images.set_status(image_id, ImageStatus.UPLOADING)
     return size
 
 
-def _copy_sparse(source: Path, dest: Path) -> int:
+def _copy_sparse(source: Path, dest: Path, observer: FlowObserver) -> int:
     if not source.is_file():
         raise SourceError(f"{source}: no such file to stage")
     dest.parent.mkdir(parents=True, exist_ok=True)
     reader = SparseFileReader(source)
+    observer.phase_started(StageStep.name, reader.size)
     partial = dest.with_name(dest.name + ".upload")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
-        write_sparse(reader, fd)
+        write_sparse(
+            reader,
+            fd,
+            progress=lambda written, skipped: observer.phase_advanced(
+                StageStep.name, written + skipped
+            ),
+        )
     except BaseException:
         os.close(fd)
         partial.unlink(missing_ok=True)

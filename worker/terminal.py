@@ -33,6 +33,12 @@ class TerminalProgress:
             self._stream.write(f"  {step:<24} {mark:<14} {seconds:7.1f} s\n")
             self._stream.flush()
 
+    def phase_started(self, phase: str, total_bytes: int | None) -> None:
+        """Nothing to draw yet: the byte hooks below count."""
+
+    def phase_advanced(self, phase: str, count: int) -> None:
+        """Nothing to draw yet: the byte hooks below count."""
+
     def bytes_downloaded(self, method: str, count: int) -> None:
         """Count staged bytes."""
         self._add("staging", count)
