@@ -113,23 +113,24 @@ def import_command(
     from worker.embedded import import_image
     from worker.terminal import TerminalProgress
 
-    progress = TerminalProgress()
-    result = run_with_services(
-        env.settings,
-        lambda services: import_image(
-            services,
-            disk_format=disk_format,
-            file=file_,
-            uri=uri,
-            checksum=expected,
-            container_format=container_format,
-            name=name,
-            stores=targets,
-            all_stores=all_stores,
-            allow_failure=allow_failure,
-        ),
-        progress,
-    )
+    settings = env.settings
+    with TerminalProgress() as progress:
+        result = run_with_services(
+            settings,
+            lambda services: import_image(
+                services,
+                disk_format=disk_format,
+                file=file_,
+                uri=uri,
+                checksum=expected,
+                container_format=container_format,
+                name=name,
+                stores=targets,
+                all_stores=all_stores,
+                allow_failure=allow_failure,
+            ),
+            progress,
+        )
     _finish(result, as_json)
 
 
@@ -155,11 +156,17 @@ def copy_command(
     from worker.embedded import copy_image
     from worker.terminal import TerminalProgress
 
-    result = run_with_services(
-        env.settings,
-        lambda services: copy_image(
-            services, image_id, stores=targets, all_stores=all_stores, allow_failure=allow_failure
-        ),
-        TerminalProgress(),
-    )
+    settings = env.settings
+    with TerminalProgress() as progress:
+        result = run_with_services(
+            settings,
+            lambda services: copy_image(
+                services,
+                image_id,
+                stores=targets,
+                all_stores=all_stores,
+                allow_failure=allow_failure,
+            ),
+            progress,
+        )
     _finish(result, as_json)
