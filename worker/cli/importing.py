@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from worker.cli.env import DISK_FORMATS, Env, pass_env, run_with_services
 if TYPE_CHECKING:
     from flows.request import ExpectedChecksum
     from worker.embedded import EmbeddedResult
+    from worker.services import Services
 
 
 def _store_choice(stores: str | None, store: str | None, all_stores: bool) -> list[str]:
@@ -44,6 +46,17 @@ def _parse_checksum(text: str) -> ExpectedChecksum:
         raise click.BadParameter(str(exc), param_hint="--checksum") from exc
     assert request.checksum is not None
     return request.checksum
+
+
+def _run_showing_progress(
+    env: Env, work: Callable[[Services], Awaitable[EmbeddedResult]]
+) -> EmbeddedResult:
+    """Run an embedded import or copy with its steps and bars drawn on stderr."""
+    from worker.terminal import TerminalProgress
+
+    settings = env.settings
+    with TerminalProgress() as progress:
+        return run_with_services(settings, work, progress)
 
 
 def _finish(result: EmbeddedResult, as_json: bool) -> None:
@@ -111,26 +124,22 @@ def import_command(
         raise click.UsageError("--checksum goes with --uri (the downloaded bits)")
     targets = _store_choice(stores, store, all_stores)
     from worker.embedded import import_image
-    from worker.terminal import TerminalProgress
 
-    settings = env.settings
-    with TerminalProgress() as progress:
-        result = run_with_services(
-            settings,
-            lambda services: import_image(
-                services,
-                disk_format=disk_format,
-                file=file_,
-                uri=uri,
-                checksum=expected,
-                container_format=container_format,
-                name=name,
-                stores=targets,
-                all_stores=all_stores,
-                allow_failure=allow_failure,
-            ),
-            progress,
-        )
+    result = _run_showing_progress(
+        env,
+        lambda services: import_image(
+            services,
+            disk_format=disk_format,
+            file=file_,
+            uri=uri,
+            checksum=expected,
+            container_format=container_format,
+            name=name,
+            stores=targets,
+            all_stores=all_stores,
+            allow_failure=allow_failure,
+        ),
+    )
     _finish(result, as_json)
 
 
@@ -154,19 +163,11 @@ def copy_command(
     if not targets and not all_stores:
         raise click.UsageError("give --stores a,b or --all-stores")
     from worker.embedded import copy_image
-    from worker.terminal import TerminalProgress
 
-    settings = env.settings
-    with TerminalProgress() as progress:
-        result = run_with_services(
-            settings,
-            lambda services: copy_image(
-                services,
-                image_id,
-                stores=targets,
-                all_stores=all_stores,
-                allow_failure=allow_failure,
-            ),
-            progress,
-        )
+    result = _run_showing_progress(
+        env,
+        lambda services: copy_image(
+            services, image_id, stores=targets, all_stores=all_stores, allow_failure=allow_failure
+        ),
+    )
     _finish(result, as_json)
