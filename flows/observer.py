@@ -13,6 +13,17 @@ class FlowObserver(Protocol):
     def step_finished(self, step: str, seconds: float, result: StepResult) -> None:
         """A step ended (or its revert did): ``result`` says how."""
 
+    def phase_started(self, phase: str, total_bytes: int | None) -> None:
+        """Work over bytes began: ``stage``, ``convert``, ``store:NAME`` or ``checksums``.
+
+        The first three are steps; ``checksums`` (the stored data's hashes) runs beside the
+        store writes. ``total_bytes`` is how many bytes it will go through, when known (a
+        download may not say).
+        """
+
+    def phase_advanced(self, phase: str, count: int) -> None:
+        """``count`` more bytes of ``phase`` are done (zeros skipped count as done)."""
+
     def bytes_downloaded(self, method: str, count: int) -> None:
         """Bytes brought into staging."""
 
@@ -36,6 +47,12 @@ class NullObserver:
     """An observer that ignores everything (the default outside the daemon)."""
 
     def step_finished(self, step: str, seconds: float, result: StepResult) -> None:
+        """Ignore."""
+
+    def phase_started(self, phase: str, total_bytes: int | None) -> None:
+        """Ignore."""
+
+    def phase_advanced(self, phase: str, count: int) -> None:
         """Ignore."""
 
     def bytes_downloaded(self, method: str, count: int) -> None:

@@ -76,7 +76,9 @@ async def import_image(
         owner=requester.owner,
     )
     if file is not None:
-        await stage_upload(services.images, services.settings.staging.dir, image.id, file)
+        await stage_upload(
+            services.images, services.settings.staging.dir, image.id, file, services.observer
+        )
     request = ImportRequest(
         method=GLANCE_DIRECT if file is not None else WEB_DOWNLOAD,
         uri=uri,

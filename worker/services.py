@@ -18,7 +18,7 @@ from worker.db.catalog import SqlCatalog
 from worker.db.deletions import SqlDeletions
 from worker.db.engine import create_engine, create_sessionmaker
 from worker.db.images import SqlImageRepository
-from worker.db.schema import upgrade
+from worker.db.schema import upgrade_if_behind
 from worker.db.tasks import SqlTaskRepository
 from worker.settings import DatabaseSettings, Settings
 
@@ -35,10 +35,14 @@ class Records:
 
     @classmethod
     async def open(cls, database: DatabaseSettings, *, lease_seconds: float) -> Records:
-        """Connect (upgrading the schema first when ``auto_upgrade`` is set)."""
-        if database.auto_upgrade:
-            await upgrade(database.url)
+        """Connect (upgrading the schema first when ``auto_upgrade`` is set and it is behind)."""
         engine = create_engine(database.url)
+        if database.auto_upgrade:
+            try:
+                await upgrade_if_behind(engine, database.url)
+            except BaseException:
+                await engine.dispose()
+                raise
         sessions = create_sessionmaker(engine)
         return cls(
             images=SqlImageRepository(sessions),

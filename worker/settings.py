@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,9 +32,8 @@ from flows.signing.config import SignatureSettings
 from flows.stores.file import FileStoreConfig
 from flows.stores.rbd_config import RbdStoreConfig
 from worker.address import parse_address
-
-ENV_PREFIX = "IMGWORKER_"
-CONFIG_ENV = "IMGWORKER_CONFIG"
+from worker.config_source import DEFAULT_DATABASE_URL, ENV_PREFIX, read_config
+from worker.config_source import ConfigError as ConfigError  # raised by load_settings
 
 StoreConfig = Annotated[FileStoreConfig | RbdStoreConfig, Field(discriminator="type")]
 
@@ -47,7 +45,7 @@ class _Section(BaseModel):
 class DatabaseSettings(_Section):
     """``[database]``: where the image and task records live."""
 
-    url: str = "sqlite+aiosqlite:///./imgworker.db"
+    url: str = DEFAULT_DATABASE_URL
     #: Create or upgrade the schema when the worker starts.
     auto_upgrade: bool = True
 
@@ -267,53 +265,15 @@ class Settings(BaseModel):
         )
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; the message lists every problem and where it is."""
-
-
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Read the TOML file (``path``, else ``$IMGWORKER_CONFIG``, else none) plus overrides."""
-    environ = os.environ if environ is None else environ
-    path = path or environ.get(CONFIG_ENV) or None
-    data: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        source = os.fspath(path)
-        try:
-            with open(path, "rb") as handle:
-                data = tomllib.load(handle)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{source}: no such configuration file") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    _apply_environment(data, environ)
+    data, source = read_config(path, environ)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from exc
-
-
-def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV or "__" not in name:
-            continue
-        keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
-        node = data
-        for key in keys[:-1]:
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"{name}: [{key}] is not a table in the configuration")
-            node = child
-        node[keys[-1]] = _parse_value(raw)
-
-
-def _parse_value(raw: str) -> Any:
-    try:
-        return tomllib.loads(f"value = {raw}")["value"]
-    except tomllib.TOMLDecodeError:
-        return raw
 
 
 def _describe(error: ValidationError, source: str) -> str:

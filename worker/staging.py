@@ -18,8 +18,10 @@ from pathlib import Path
 import aiofiles
 
 from flows.errors import ImageStateConflict, SafetyRefusal, SourceError, StagingError
+from flows.observer import FlowObserver, NullObserver
 from flows.preconditions import STAGEABLE
 from flows.sparse import SparseFileReader, split_zero_runs, write_sparse
+from flows.steps.stage import StageStep
 from worker.db.images import SqlImageRepository
 
 #: Bytes gathered before looking for zero runs and writing.
@@ -34,13 +36,20 @@ def partial_path(staging_dir: Path, image_id: str) -> Path:
 
 
 async def stage_upload(
-    images: SqlImageRepository, staging_dir: Path, image_id: str, source: Path
+    images: SqlImageRepository,
+    staging_dir: Path,
+    image_id: str,
+    source: Path,
+    observer: FlowObserver | None = None,
 ) -> int:
-    """Copy a local file into ``<staging>/<image_id>`` sparsely and set the image ``uploading``."""
+    """Copy a local file into ``<staging>/<image_id>`` sparsely and set the image ``uploading``.
+
+    ``observer`` sees the copy as the ``stage`` phase (``imgworker import --file`` draws it).
+    """
     await _check_stageable(images, image_id)
     partial = partial_path(staging_dir, image_id)
     try:
-        size = await asyncio.to_thread(_copy_sparse, source, partial)
+        size = await asyncio.to_thread(_copy_sparse, source, partial, observer or NullObserver())
         await images.mark_staged(
             image_id, size, lambda: os.replace(partial, staging_dir / image_id)
         )
@@ -141,14 +150,21 @@ def remove_stale_partials(staging_dir: Path, image_id: str) -> None:
             continue
 
 
-def _copy_sparse(source: Path, dest: Path) -> int:
+def _copy_sparse(source: Path, dest: Path, observer: FlowObserver) -> int:
     if not source.is_file():
         raise SourceError(f"{source}: no such file to stage")
     dest.parent.mkdir(parents=True, exist_ok=True)
     reader = SparseFileReader(source)
+    observer.phase_started(StageStep.name, reader.size)
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
-        write_sparse(reader, fd)
+        write_sparse(
+            reader,
+            fd,
+            progress=lambda written, skipped: observer.phase_advanced(
+                StageStep.name, written + skipped
+            ),
+        )
         os.fsync(fd)
     finally:
         os.close(fd)

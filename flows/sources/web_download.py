@@ -76,11 +76,16 @@ async def download(
     policy: SafetyPolicy,
     expected: ExpectedChecksum | None,
     progress: Callable[[int], None],
+    announced: Callable[[int | None], None] | None = None,
 ) -> None:
-    """Download ``url`` to ``dest`` (see the module docstring for every check)."""
+    """Download ``url`` to ``dest`` (see the module docstring for every check).
+
+    ``progress`` gets each block's size as it is staged; ``announced``, when given, gets the
+    size the source announces (``Content-Length``, or None) once, as the body starts.
+    """
     partial = dest.with_name(f".{dest.name}.download")
     try:
-        await _download(url, partial, policy, expected, progress)
+        await _download(url, partial, policy, expected, progress, announced)
         await asyncio.to_thread(os.replace, partial, dest)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -94,6 +99,7 @@ async def _download(
     policy: SafetyPolicy,
     expected: ExpectedChecksum | None,
     progress: Callable[[int], None],
+    announced: Callable[[int | None], None] | None,
 ) -> None:
     resolver = PinnedResolver()
     timeout = aiohttp.ClientTimeout(
@@ -116,6 +122,8 @@ async def _download(
                         previous, current = current, _redirect_target(response, target.url)
                         continue
                     _check_status(response, shown)
+                    if announced is not None:
+                        announced(response.content_length)
                     await _receive(response, partial, policy, expected, progress, shown)
                     return
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:

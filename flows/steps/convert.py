@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from flows.context import ImportContext
 from flows.errors import LockLost
@@ -42,7 +43,7 @@ class ConvertStep:
                 output,
                 qemu_format(target_format),
                 QemuLimits(policy.qemu_convert_cpu_seconds, policy.qemu_convert_address_space),
-                progress=lambda percent: setattr(ctx.progress, "converting", percent),
+                progress=self._reporter(ctx),
             )
             ctx.progress.converting = None
             # Inspect our own output too: a format hidden inside the source shows up here.
@@ -54,9 +55,27 @@ class ConvertStep:
             ctx.data_path = ctx.staged_path
         assert ctx.data_path is not None and ctx.virtual_size is not None
         ctx.data_facts = asyncio.create_task(
-            compute_data_facts(ctx.data_path, ctx.virtual_size, ctx.settings.chunk_size),
+            compute_data_facts(
+                ctx.data_path, ctx.virtual_size, ctx.settings.chunk_size, ctx.observer
+            ),
             name=f"hash-{ctx.image_id}",
         )
+
+    def _reporter(self, ctx: ImportContext) -> Callable[[float], None]:
+        """qemu-img's percent to the task message, and as bytes of the virtual size."""
+        total = ctx.virtual_size
+        ctx.observer.phase_started(self.name, total)
+        done = 0
+
+        def report(percent: float) -> None:
+            nonlocal done
+            ctx.progress.converting = percent
+            now = int((total or 0) * percent / 100)
+            if now > done:
+                ctx.observer.phase_advanced(self.name, now - done)
+                done = now
+
+        return report
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
         """Stop hashing and remove the conversion's output."""

@@ -27,22 +27,33 @@ class StageStep:
 
         def count(nbytes: int) -> None:
             ctx.progress.add_downloaded(nbytes)
+            ctx.observer.phase_advanced(self.name, nbytes)
             ctx.observer.bytes_downloaded(method, nbytes)
 
+        def sized(total: int | None) -> None:
+            ctx.observer.phase_started(self.name, total)
+
         if method == GLANCE_DIRECT:
+            # The bits were uploaded before the flow: nothing moves here.
             await asyncio.to_thread(staged_upload, dest, ctx.image_id)
         else:
             check_staging_space(ctx.settings)
             if method == COPY_IMAGE:
                 assert ctx.image is not None
                 source = pick_source(ctx.image, ctx.stores, ctx.targets)
+                sized(ctx.image.size)
                 await copy_to_staging(
                     ctx.stores[source.store], source, dest, ctx.settings.chunk_size, count
                 )
             else:
                 assert ctx.request.uri is not None
                 await download(
-                    ctx.request.uri, dest, ctx.settings.safety, ctx.request.checksum, count
+                    ctx.request.uri,
+                    dest,
+                    ctx.settings.safety,
+                    ctx.request.checksum,
+                    count,
+                    announced=sized,
                 )
         ctx.staged_path = dest
         ctx.data_path = dest

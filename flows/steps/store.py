@@ -49,12 +49,14 @@ class StoreStep:
 
         def count(written: int, skipped: int) -> None:
             ctx.progress.add_copied(written + skipped)
+            ctx.observer.phase_advanced(self.name, written + skipped)
             if written:
                 ctx.observer.bytes_written(self.store, written)
             if skipped:
                 ctx.observer.bytes_skipped(self.store, skipped)
 
         reader = await asyncio.to_thread(SparseFileReader, ctx.data_path)
+        ctx.observer.phase_started(self.name, reader.size)
         stored = await store.add(ctx.image_id, reader, count)
         try:
             await ctx.assert_holds()

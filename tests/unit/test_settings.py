@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from flows.stores.file import FileStoreConfig
 from flows.stores.rbd_config import RbdStoreConfig
-from worker.settings import ConfigError, load_settings
+from worker.commands import main
+from worker.config_source import DATABASE_KEYS, DEFAULT_DATABASE_URL, plain_database_url
+from worker.settings import ConfigError, DatabaseSettings, load_settings
 
 
 def test_defaults_need_no_file() -> None:
@@ -89,3 +92,32 @@ def test_missing_and_broken_files(tmp_path: Path) -> None:
     broken.write_text("[worker\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(broken, environ={})
+
+
+def test_the_plain_database_keys_are_the_declared_ones() -> None:
+    assert set(DatabaseSettings.model_fields) == DATABASE_KEYS
+    assert DatabaseSettings().url == DEFAULT_DATABASE_URL
+
+
+@pytest.mark.parametrize(
+    ("section", "url"),
+    [
+        ({}, DEFAULT_DATABASE_URL),
+        ({"url": "sqlite:///x.db", "auto_upgrade": False}, "sqlite:///x.db"),
+        ({"ulr": "sqlite:///x.db"}, None),
+        ({"url": 5}, None),
+        ({"auto_upgrade": "yes"}, None),
+    ],
+)
+def test_plain_database_url_leaves_anything_unusual_to_validation(
+    section: dict[str, object], url: str | None
+) -> None:
+    assert plain_database_url({"database": section, "worker": {"concurrency": 0}}) == url
+
+
+def test_a_read_command_reports_a_database_typo(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[database]\nulr = "sqlite:///elsewhere.db"\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "list"], env={})
+    assert result.exit_code == 1
+    assert "database.ulr: Extra inputs are not permitted" in result.output

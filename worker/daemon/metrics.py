@@ -203,6 +203,12 @@ class Metrics:
         """A task whose holder stopped heartbeating was taken over."""
         self.lock_takeovers.inc()
 
+    def phase_started(self, phase: str, total_bytes: int | None) -> None:
+        """Not measured: the byte counters above already count the bytes."""
+
+    def phase_advanced(self, phase: str, count: int) -> None:
+        """Not measured: the byte counters above already count the bytes."""
+
     # The daemon
 
     def task_received(self, method: str) -> None:

@@ -1,18 +1,33 @@
-"""Creating and upgrading the schema with Alembic (``imgworker db upgrade``)."""
+"""Creating and upgrading the schema with Alembic (``imgworker db upgrade``).
+
+Importing Alembic costs more than a whole read-only command may take, so it is imported
+only when an upgrade really runs: :data:`SCHEMA_HEAD` names the newest migration, and a
+database already at it (one ``SELECT`` on ``alembic_version``) needs no Alembic at all.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+#: The revision of the newest migration in ``worker/migrations/versions``. A new migration
+#: changes it (``tests/unit/test_schema_head.py`` fails until it does).
+SCHEMA_HEAD = "0002"
+
+#: The revision a database is at: Alembic's own table.
+REVISION_QUERY = "SELECT version_num FROM alembic_version"
 
 
 def alembic_config(url: str) -> Config:
     """An Alembic configuration for ``url`` using the migrations shipped in the package."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # ConfigParser interpolation would treat a '%' in a password as a directive.
@@ -25,26 +40,39 @@ async def upgrade(url: str, revision: str = "head") -> None:
 
     Alembic's async environment runs its own event loop, so the upgrade runs in a thread.
     """
+    import asyncio
+
+    from alembic import command
+
     await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+
+
+async def upgrade_if_behind(engine: AsyncEngine, url: str) -> None:
+    """Upgrade the schema at ``url`` unless ``engine`` finds it at :data:`SCHEMA_HEAD`."""
+    if await engine_revision(engine) != SCHEMA_HEAD:
+        await upgrade(url)
+
+
+async def engine_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database behind ``engine`` is at (None for an empty database)."""
+    from sqlalchemy import text
+
+    async with engine.connect() as connection:
+        has_table = await connection.run_sync(
+            lambda sync: sync.dialect.has_table(sync, "alembic_version")
+        )
+        if not has_table:
+            return None
+        row = (await connection.execute(text(REVISION_QUERY))).first()
+        return None if row is None else str(row[0])
 
 
 async def current_revision(url: str) -> str | None:
     """The revision the database at ``url`` is at (None for an empty database)."""
-    from sqlalchemy import text
-
     from worker.db.engine import create_engine
 
     engine = create_engine(url)
     try:
-        async with engine.connect() as connection:
-            has_table = await connection.run_sync(
-                lambda sync: sync.dialect.has_table(sync, "alembic_version")
-            )
-            if not has_table:
-                return None
-            row = (
-                await connection.execute(text("SELECT version_num FROM alembic_version"))
-            ).first()
-            return None if row is None else str(row[0])
+        return await engine_revision(engine)
     finally:
         await engine.dispose()

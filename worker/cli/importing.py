@@ -1,89 +1,21 @@
-"""``imgworker``: the command line, in the words a Glance user knows."""
+"""``imgworker import`` and ``imgworker copy``: the flow in this process, no broker needed."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from flows.errors import ImportFailed
-from flows.observer import FlowObserver
-from flows.request import ExpectedChecksum, parse_import_request
-from flows.states import AttemptStatus
-from worker.db.schema import upgrade
-from worker.embedded import EmbeddedResult, copy_image, import_image
-from worker.presenter import IMAGE_FIELDS, image_fields, render_table
-from worker.services import Services
-from worker.settings import ConfigError, Settings, load_settings
-from worker.terminal import TerminalProgress
+from worker.cli.env import DISK_FORMATS, Env, pass_env, run_with_services
 
-T = TypeVar("T")
-
-DISK_FORMATS = ("raw", "qcow2", "vmdk", "vhd", "vhdx", "vdi", "iso", "ploop")
-
-
-class Env:
-    """What every command gets: the settings, loaded once and lazily."""
-
-    def __init__(self, config: str | None) -> None:
-        self.config = config
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        """The configuration, or exit 2 saying what is wrong."""
-        if self._settings is None:
-            try:
-                self._settings = load_settings(self.config)
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from exc
-        return self._settings
-
-
-pass_env = click.make_pass_decorator(Env)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    envvar="IMGWORKER_CONFIG",
-    type=click.Path(dir_okay=False),
-    help="TOML configuration file (default: $IMGWORKER_CONFIG, else built-in defaults).",
-)
-@click.version_option(package_name="imgworker")
-@click.pass_context
-def main(ctx: click.Context, config: str | None) -> None:
-    """imgworker: import, convert and copy VM images into stores (Glance's image import)."""
-    ctx.obj = Env(config)
-
-
-def run_with_services(
-    settings: Settings,
-    work: Callable[[Services], Awaitable[T]],
-    observer: FlowObserver | None = None,
-) -> T:
-    """Open the services, run ``work``, close them; bad input becomes a clean error."""
-
-    async def scope() -> T:
-        services = await Services.open(settings, observer)
-        try:
-            return await work(services)
-        finally:
-            await services.close()
-
-    return _run(scope())
-
-
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coroutine)
-    except ImportFailed as exc:
-        raise click.ClickException(str(exc)) from exc
+if TYPE_CHECKING:
+    from flows.request import ExpectedChecksum
+    from worker.embedded import EmbeddedResult
+    from worker.services import Services
 
 
 def _store_choice(stores: str | None, store: str | None, all_stores: bool) -> list[str]:
@@ -96,6 +28,9 @@ def _store_choice(stores: str | None, store: str | None, all_stores: bool) -> li
 
 
 def _parse_checksum(text: str) -> ExpectedChecksum:
+    from flows.errors import ImportFailed
+    from flows.request import parse_import_request
+
     algo, _, value = text.partition(":")
     try:
         request = parse_import_request(
@@ -113,7 +48,21 @@ def _parse_checksum(text: str) -> ExpectedChecksum:
     return request.checksum
 
 
+def _run_showing_progress(
+    env: Env, work: Callable[[Services], Awaitable[EmbeddedResult]]
+) -> EmbeddedResult:
+    """Run an embedded import or copy with its steps and bars drawn on stderr."""
+    from worker.terminal import TerminalProgress
+
+    settings = env.settings
+    with TerminalProgress() as progress:
+        return run_with_services(settings, work, progress)
+
+
 def _finish(result: EmbeddedResult, as_json: bool) -> None:
+    from flows.states import AttemptStatus
+    from worker.presenter import image_fields, render_table
+
     fields = image_fields(result.image)
     if as_json:
         click.echo(json.dumps(fields, indent=2))
@@ -126,7 +75,7 @@ def _finish(result: EmbeddedResult, as_json: bool) -> None:
         click.echo(f"warning: {result.outcome.message}", err=True)
 
 
-@main.command("import")
+@click.command("import")
 @click.option("--uri", help="web-download: the image's URL.")
 @click.option(
     "--file",
@@ -174,9 +123,10 @@ def import_command(
     if expected and uri is None:
         raise click.UsageError("--checksum goes with --uri (the downloaded bits)")
     targets = _store_choice(stores, store, all_stores)
-    progress = TerminalProgress()
-    result = run_with_services(
-        env.settings,
+    from worker.embedded import import_image
+
+    result = _run_showing_progress(
+        env,
         lambda services: import_image(
             services,
             disk_format=disk_format,
@@ -189,12 +139,11 @@ def import_command(
             all_stores=all_stores,
             allow_failure=allow_failure,
         ),
-        progress,
     )
     _finish(result, as_json)
 
 
-@main.command("copy")
+@click.command("copy")
 @click.argument("image_id")
 @click.option("--stores", help="Comma-separated stores to copy the image to.")
 @click.option("--all-stores", is_flag=True, help="Every store that does not have it yet.")
@@ -213,51 +162,12 @@ def copy_command(
     targets = _store_choice(stores, None, all_stores)
     if not targets and not all_stores:
         raise click.UsageError("give --stores a,b or --all-stores")
-    result = run_with_services(
-        env.settings,
+    from worker.embedded import copy_image
+
+    result = _run_showing_progress(
+        env,
         lambda services: copy_image(
             services, image_id, stores=targets, all_stores=all_stores, allow_failure=allow_failure
         ),
-        TerminalProgress(),
     )
     _finish(result, as_json)
-
-
-@main.command("show")
-@click.argument("image_id")
-@click.option(
-    "--json", "as_json", is_flag=True, help=f"One JSON object: {', '.join(IMAGE_FIELDS)}."
-)
-@pass_env
-def show_command(env: Env, image_id: str, as_json: bool) -> None:
-    """Show an image: status, stores, the import lists, hashes, locations."""
-    image = run_with_services(env.settings, lambda services: services.images.get(image_id))
-    fields = image_fields(image)
-    click.echo(json.dumps(fields, indent=2) if as_json else render_table(fields))
-
-
-@main.command("list")
-@click.option("--include-stores", is_flag=True, help="Add the stores each image is in.")
-@pass_env
-def list_command(env: Env, include_stores: bool) -> None:
-    """List images."""
-    images = run_with_services(env.settings, lambda services: services.images.list())
-    for image in images:
-        row = [image.id, image.status.ljust(9), image.name or ""]
-        if include_stores:
-            row.append(",".join(image.stores))
-        click.echo("  ".join(row))
-
-
-@main.group("db")
-def db_group() -> None:
-    """The image and task records."""
-
-
-@db_group.command("upgrade")
-@pass_env
-def db_upgrade(env: Env) -> None:
-    """Create or upgrade the database schema (Alembic)."""
-    url = env.settings.database.url
-    _run(upgrade(url))
-    click.echo(f"schema up to date: {url}")
