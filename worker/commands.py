@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     # embedded: the flow in this process
     "import": "worker.cli.importing:import_command",
     "copy": "worker.cli.importing:copy_command",
+    "image-delete": "worker.cli.deleting:image_delete",
+    "stores-delete": "worker.cli.deleting:stores_delete",
     # reading the records
     "show": "worker.cli.reading:show_command",
     "list": "worker.cli.reading:list_command",

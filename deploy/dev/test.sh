@@ -17,6 +17,8 @@ fi
 
 # Ceph's daemons and bindings (the tests start and stop their own throwaway clusters).
 deploy/dev/ceph-install.sh
+# The real glance and openstack clients the API tests drive (their own virtualenv).
+deploy/dev/clients.sh
 
 echo "== lint and types"
 .venv/bin/ruff check .

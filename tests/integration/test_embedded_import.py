@@ -6,8 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from tests.support.images import (
     sha512_of,
 )
 from tests.support.settings import make_settings
+from tests.support.stores import immutable
 from worker import runner as runner_module
 from worker.embedded import copy_image, import_image
 from worker.services import Services
@@ -58,17 +58,6 @@ def raw_image(tmp_path: Path) -> Path:
 @pytest.fixture
 def qcow2_image(tmp_path: Path, raw_image: Path) -> Path:
     return convert(raw_image, tmp_path / "source.qcow2", "raw", "qcow2")
-
-
-@contextmanager
-def immutable(directory: Path) -> Iterator[None]:
-    """Make a directory unwritable even for root (chmod does not stop root; chattr +i does)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["chattr", "+i", str(directory)], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(directory)], check=True)
 
 
 def store_file(settings: Settings, store: str, image_id: str) -> Path:

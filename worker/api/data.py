@@ -16,6 +16,7 @@ from flows.states import ImageStatus, TaskStatus
 from worker.api.bodies import require_media_type
 from worker.api.common import visible_image
 from worker.api.errors import ApiError, conflict, forbidden
+from worker.api.imports import STORE_HEADER
 from worker.api.policy import require_owner
 from worker.api.state import ApiState
 from worker.daemon.client import enqueue_import
@@ -55,7 +56,7 @@ async def upload(request: web.Request) -> web.Response:
         state.rules,
         state.publisher,
         image_id=image.id,
-        request=ImportRequest(method=GLANCE_DIRECT),
+        request=ImportRequest(method=GLANCE_DIRECT, stores=_header_stores(request)),
         requester=identity.requester(),
     )
     try:
@@ -67,6 +68,12 @@ async def upload(request: web.Request) -> web.Response:
         failed = await state.records.tasks.get(task_id)
         raise ApiError(400 if task == TaskStatus.FAILURE else 504, failed.message or task)
     return web.Response(status=204)
+
+
+def _header_stores(request: web.Request) -> tuple[str, ...]:
+    """The store an upload names in ``X-Image-Meta-Store`` (none: the default store)."""
+    store = request.headers.get(STORE_HEADER)
+    return (store,) if store else ()
 
 
 async def _stage_body(request: web.Request, state: ApiState, image: ImageRecord) -> int:

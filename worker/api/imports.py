@@ -22,6 +22,9 @@ from worker.daemon.client import enqueue_import
 
 log = logging.getLogger(__name__)
 
+#: The header that names one target store (python-glanceclient's ``--store``).
+STORE_HEADER = "X-Image-Meta-Store"
+
 
 async def import_image(request: web.Request) -> web.Response:
     """Check the request as Glance does, take the image's lock, enqueue the task: 202."""
@@ -29,7 +32,7 @@ async def import_image(request: web.Request) -> web.Response:
     body = await read_json_object(request, state.settings.api.max_json_bytes)
     if "method" not in body:
         raise bad_request("Import request requires a 'method' field.")
-    import_request = parse_import_request(body)
+    import_request = parse_import_request(_with_header_store(request, body))
     if import_request.method not in state.settings.import_.methods:
         raise bad_request(
             f"Import method {import_request.method} is not enabled on this cloud; enabled: "
@@ -56,6 +59,18 @@ async def import_image(request: web.Request) -> web.Response:
         extra={"task_id": task_id, "image_id": image.id},
     )
     return web.Response(status=202)
+
+
+def _with_header_store(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    """Glance's older way to name one store: the ``X-Image-Meta-Store`` header (``--store``)."""
+    store = request.headers.get(STORE_HEADER)
+    if store is None:
+        return body
+    if body.get("stores") or body.get("all_stores"):
+        raise bad_request(
+            f"Give the target stores either in the body or in {STORE_HEADER}, not both."
+        )
+    return {**body, "stores": [store]}
 
 
 async def _vet_download(state: ApiState, uri: str) -> None:
