@@ -47,9 +47,15 @@ async def run_delete_task(services: Services, task_id: str) -> TaskOutcome:
         for item in (listed if isinstance(listed, list) else [])
         if isinstance(item, dict)
     ]
+    # A retry skips what an earlier attempt already removed.
+    pending = await services.records.deletions.still_pending(image_id, [d.url for d in doomed])
     problems = [
         problem
-        for problem in [await _remove(services, image_id, location) for location in doomed]
+        for problem in [
+            await _remove(services, image_id, location)
+            for location in doomed
+            if location.url in pending
+        ]
         if problem is not None
     ]
     if data.get("staging"):

@@ -51,6 +51,21 @@ class SqlDeletions:
 
         await self._in_transaction(work)
 
+    async def still_pending(self, image_id: str, urls: list[str]) -> set[str]:
+        """Which of ``urls`` are still locations waiting for their data to go."""
+
+        async def work(session: AsyncSession) -> set[str]:
+            rows = await session.scalars(
+                select(ImageLocation.value).where(
+                    ImageLocation.image_id == image_id,
+                    ImageLocation.value.in_(urls),
+                    ImageLocation.status == LocationStatus.PENDING_DELETE,
+                )
+            )
+            return set(rows)
+
+        return await self._in_transaction(work)
+
     async def url_in_use(self, image_id: str, url: str) -> bool:
         """Whether a live image still has an active location at ``url`` (then keep the data)."""
 
