@@ -44,8 +44,10 @@ async def stage(request: web.Request) -> web.Response:
 async def upload(request: web.Request) -> web.Response:
     """``PUT /v2/images/{image_id}/file``: Glance's classic upload, done as an import.
 
-    The body is staged, a glance-direct import into the default store is enqueued, and the
-    answer waits for it (as Glance's upload answers once the data is stored).
+    The body is staged, a glance-direct import into the default store (or the one named by
+    ``X-Image-Meta-Store``) is enqueued, and the answer waits for it, as Glance's upload
+    answers once the data is stored — up to ``[api] upload_wait_seconds``, after which it
+    answers 204 anyway (the data is safe; the image goes active when its task ends).
     """
     state, identity, image = await visible_image(request)
     require_owner(identity, image, "upload data to")
@@ -61,12 +63,15 @@ async def upload(request: web.Request) -> web.Response:
     )
     try:
         async with asyncio.timeout(state.settings.api.upload_wait_seconds):
-            task = await _wait_for_task(state, task_id)
+            status = await _wait_for_task(state, task_id)
     except TimeoutError:
-        task = "timed out"
-    if task != TaskStatus.SUCCESS:
+        # The data is safely staged and its import enqueued: the image goes active when a
+        # worker is done; the task shows how far it got.
+        log.warning("upload of image %s: import task %s still running", image.id, task_id)
+        return web.Response(status=204)
+    if status != TaskStatus.SUCCESS:
         failed = await state.records.tasks.get(task_id)
-        raise ApiError(400 if task == TaskStatus.FAILURE else 504, failed.message or task)
+        raise ApiError(400, f"The uploaded data could not be imported: {failed.message}")
     return web.Response(status=204)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 from aiohttp import web
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from flows.errors import (
     ImageStateConflict,
@@ -32,6 +33,14 @@ from worker.api.request_id import REQUEST_ID_KEY
 from worker.db.catalog import LastLocation, ProtectedImage
 
 log = logging.getLogger(__name__)
+
+#: Failures of the database connection: the service is unavailable, not broken (503).
+OUTAGES: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -114,6 +123,13 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return response
     except ImportFailed as error:
         return error_response(request, status_of(error), str(error))
+    except OUTAGES as error:
+        log.warning("a dependency failed under %s %s: %s", request.method, request.path, error)
+        return error_response(
+            request,
+            503,
+            "The image records are unreachable right now; try again shortly.",
+        )
     except web.HTTPException as error:
         if error.status < 400:
             raise

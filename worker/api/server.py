@@ -10,6 +10,7 @@ from aiohttp import web
 
 from worker.address import parse_address
 from worker.api.app import build_app, close_state, open_state
+from worker.daemon.startup import DependencyRefused, database, reach
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,8 +20,12 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 
 
 async def serve(settings: Settings) -> None:
-    """Listen on ``[api] listen`` until a signal asks to stop."""
-    state = await open_state(settings)
+    """Listen on ``[api] listen`` until a signal asks to stop.
+
+    The database is waited for with backoff (one log line per attempt) when it is not up
+    yet; the broker is connected on first use, so it may come later still.
+    """
+    state = await reach(database(settings.database.url), lambda: open_state(settings), {})
     try:
         runner = web.AppRunner(
             build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
@@ -50,3 +55,13 @@ async def _until_signalled() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
+
+
+def run_api(settings: Settings) -> int:
+    """``imgworker api``: the exit status (2 when the database refuses the configuration)."""
+    try:
+        asyncio.run(serve(settings))
+    except DependencyRefused as refused:
+        log.error("cannot start: %s", refused)
+        return 2
+    return 0

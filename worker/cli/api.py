@@ -13,11 +13,12 @@ from worker.cli.env import Env, pass_env
 @pass_env
 def api_command(env: Env, log_level: str, text_logs: bool) -> None:
     """Serve Glance's Image API v2 on [api] listen until SIGTERM (see docs/api.md)."""
-    import asyncio
+    import sys
 
-    from worker.api.server import serve
-    from worker.daemon.logs import configure_logging
+    from worker.api.server import run_api
+    from worker.daemon.logs import configure_logging, log_uncaught
 
     settings = env.settings
     configure_logging(log_level, json_lines=not text_logs)
-    asyncio.run(serve(settings))
+    log_uncaught()
+    sys.exit(run_api(settings))
