@@ -17,7 +17,7 @@ from flows.errors import ImageStateConflict
 from flows.preconditions import check_can_start
 from flows.records import TaskRecord
 from flows.request import ImportRequest
-from flows.states import TaskType
+from flows.states import LocationStatus, TaskType
 from flows.targets import resolve_targets
 from worker.db.locks import acquire_import_lock
 from worker.db.tasks import TaskEnd
@@ -65,6 +65,15 @@ async def submit_import(
     if not targets:
         raise ImageStateConflict(
             f"image {image_id} is already present at every store; there is nothing to copy"
+        )
+    leaving = sorted(
+        {loc.store for loc in image.locations if loc.status == LocationStatus.PENDING_DELETE}
+        & set(targets)
+    )
+    if leaving:
+        raise ImageStateConflict(
+            f"image {image_id}'s data is still being removed from store(s) "
+            f"{', '.join(leaving)}; import there again once that deletion has finished"
         )
     task_id = str(uuid.uuid4())
     task = await records.tasks.create(

@@ -474,3 +474,15 @@ async def test_import_and_store_info(api: tuple[Client, ApiState, Topology]) -> 
     await _error(await client.get("/v2/info/stores/detail", headers=A), 403)
     detail = await (await client.get("/v2/info/stores/detail", headers=ADMIN)).json()
     assert detail["stores"][0]["type"] == "file"
+
+
+async def test_copy_waits_for_a_pending_removal_from_the_same_store(
+    api: tuple[Client, ApiState, Topology],
+) -> None:
+    client, state, _topology = api
+    image = await _create(client, A, name="again")
+    await _activate(state, image["id"], ("central", "dcn0"), b"y" * 100)
+    assert (await client.delete(f"/v2/stores/dcn0/{image['id']}", headers=A)).status == 204
+    body = {"method": {"name": "copy-image"}, "stores": ["dcn0"]}
+    refused = await client.post(f"/v2/images/{image['id']}/import", json=body, headers=A)
+    assert "still being removed" in await _error(refused, 409)
