@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from tests.integration.conftest import fresh_postgres
 from tests.support.api import ApiProcess, running_api
 from tests.support.ceph import Cluster, running_clusters
-from tests.support.clients import Clients, properties, table, unauthenticated
+from tests.support.clients import Clients, properties, table, unauthenticated, web_download
 from tests.support.images import make_sample_qcow2, qemu_img, sha512_of
 from tests.support.services import require_tcp
 from tests.support.web_source import web_source
@@ -43,20 +42,9 @@ class CephCloud:
     source: str
     raw_sha512: str
 
-    def image(self, image_id: str) -> dict[str, Any]:
-        """The image as the API returns it."""
-        with urllib.request.urlopen(f"{self.api.url}/v2/images/{image_id}", timeout=10) as reply:
-            return dict(json.load(reply))
-
     def settled(self, image_id: str) -> dict[str, Any]:
         """The image once no import holds it."""
-        deadline = time.monotonic() + 180
-        while True:
-            image = self.image(image_id)
-            if image["status"] in ("active", "failed") and "os_glance_import_task" not in image:
-                return image
-            assert time.monotonic() < deadline, image
-            time.sleep(0.2)
+        return self.api.settled(image_id)
 
     def pending_deletions(self) -> float:
         """``imgworker_deletions_pending`` as the first worker reports it."""
@@ -131,16 +119,8 @@ def _until(check: Any, what: str, timeout: float = 90) -> None:
 def test_import_copy_download_and_delete_across_three_clusters(
     cloud: CephCloud, tmp_path: Path
 ) -> None:
-    created = cloud.clients.glance(
-        "image-create-via-import",
-        "--container-format", "bare",
-        "--disk-format", "qcow2",
-        "--name", "cirros-rbd",
-        "--import-method", "web-download",
-        "--uri", f"{cloud.source}/cirros.qcow2",
-        "--stores", "central,dcn1",
-    ).ok()  # fmt: skip
-    image_id = properties(created.stdout)["id"]
+    uri = f"{cloud.source}/cirros.qcow2"
+    image_id = web_download(cloud.clients, "cirros-rbd", uri, "--stores", "central,dcn1")
     assert cloud.settled(image_id)["stores"] == "central,dcn1"
     cloud.clients.glance(
         "image-import", image_id, "--all-stores", "true", "--import-method", "copy-image"
@@ -172,16 +152,8 @@ def test_import_copy_download_and_delete_across_three_clusters(
 
 
 def test_an_image_a_vm_was_cloned_from_waits_for_the_clone(cloud: CephCloud) -> None:
-    created = cloud.clients.glance(
-        "image-create-via-import",
-        "--container-format", "bare",
-        "--disk-format", "qcow2",
-        "--name", "cirros-booted",
-        "--import-method", "web-download",
-        "--uri", f"{cloud.source}/cirros.qcow2",
-        "--stores", "central,dcn0",
-    ).ok()  # fmt: skip
-    image_id = properties(created.stdout)["id"]
+    uri = f"{cloud.source}/cirros.qcow2"
+    image_id = web_download(cloud.clients, "cirros-booted", uri, "--stores", "central,dcn0")
     assert cloud.settled(image_id)["stores"] == "central,dcn0"
     edge = cloud.clusters["dcn0"]
     # What Nova does when a VM boots from the image at the edge: a copy-on-write clone.

@@ -25,7 +25,7 @@ import pytest
 
 from tests.integration.conftest import fresh_postgres
 from tests.support.api import ApiProcess, running_api
-from tests.support.clients import Clients, properties, table, unauthenticated
+from tests.support.clients import Clients, properties, table, unauthenticated, web_download
 from tests.support.images import make_sample_qcow2, qemu_img, sha512_of
 from tests.support.services import require_tcp
 from tests.support.stores import immutable
@@ -53,20 +53,11 @@ class Cloud:
 
     def image(self, image_id: str) -> dict[str, Any]:
         """The image as the API returns it (JSON)."""
-        with urllib.request.urlopen(f"{self.api.url}/v2/images/{image_id}", timeout=10) as reply:
-            return dict(json.load(reply))
+        return self.api.image(image_id)
 
-    def wait_for(
-        self, image_id: str, statuses: tuple[str, ...], timeout: float = 120
-    ) -> dict[str, Any]:
-        """Poll the image until its status is one of ``statuses`` and no import holds it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            image = self.image(image_id)
-            if image["status"] in statuses and "os_glance_import_task" not in image:
-                return image
-            assert time.monotonic() < deadline, f"image stuck: {image}"
-            time.sleep(0.2)
+    def web_download(self, name: str, *options: str, path: str = "cirros.qcow2") -> str:
+        """The guide's web-download import of the sample; the new image's id."""
+        return web_download(self.clients, name, f"{self.source}/{path}", *options)
 
     def holds(self, store: str, image_id: str) -> bool:
         """Whether a file store holds the image's data."""
@@ -103,10 +94,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
             asyncio.run(delete_topology(topology))
 
 
-def _created(result_text: str) -> str:
-    return properties(result_text)["id"]
-
-
 def test_import_info_and_stores_info(cloud: Cloud) -> None:
     info = cloud.clients.glance("import-info").ok()
     flat = "".join(info.stdout.split()).replace("|", "")
@@ -118,16 +105,8 @@ def test_import_info_and_stores_info(cloud: Cloud) -> None:
 
 def test_web_download_into_the_default_store(cloud: Cloud) -> None:
     """1.2.4.1: no store named: the central (default) store."""
-    created = cloud.clients.glance(
-        "image-create-via-import",
-        "--container-format", "bare",
-        "--disk-format", "qcow2",
-        "--name", "cirros-default",
-        "--import-method", "web-download",
-        "--uri", f"{cloud.source}/cirros.qcow2",
-    ).ok()  # fmt: skip
-    image_id = _created(created.stdout)
-    cloud.wait_for(image_id, ("active", "failed"))
+    image_id = cloud.web_download("cirros-default")
+    cloud.api.settled(image_id)
     shown = properties(cloud.clients.glance("image-show", image_id).ok().stdout)
     assert (shown["status"], shown["stores"]) == ("active", "central")
     assert (shown["disk_format"], shown["container_format"]) == ("raw", "bare")
@@ -138,17 +117,8 @@ def test_web_download_into_the_default_store(cloud: Cloud) -> None:
 def test_allow_failure_with_a_broken_store(cloud: Cloud) -> None:
     """2.2.2: --allow-failure defaults to true: active in the healthy stores, dcn0 failed."""
     with immutable(cloud.store_dir("dcn0")):
-        created = cloud.clients.glance(
-            "image-create-via-import",
-            "--container-format", "bare",
-            "--disk-format", "qcow2",
-            "--name", "cirros-allow",
-            "--import-method", "web-download",
-            "--uri", f"{cloud.source}/cirros.qcow2",
-            "--stores", "central,dcn0,dcn1",
-        ).ok()  # fmt: skip
-        image_id = _created(created.stdout)
-        cloud.wait_for(image_id, ("active", "failed"))
+        image_id = cloud.web_download("cirros-allow", "--stores", "central,dcn0,dcn1")
+        cloud.api.settled(image_id)
     shown = properties(cloud.clients.glance("image-show", image_id).ok().stdout)
     assert (shown["status"], shown["stores"]) == ("active", "central,dcn1")
     assert shown["os_glance_failed_import"] == "dcn0"
@@ -158,18 +128,10 @@ def test_allow_failure_with_a_broken_store(cloud: Cloud) -> None:
 def test_no_failure_allowed_with_a_broken_store(cloud: Cloud) -> None:
     """2.2.3: --allow-failure false: imported into none of the stores."""
     with immutable(cloud.store_dir("dcn1")):
-        created = cloud.clients.glance(
-            "image-create-via-import",
-            "--container-format", "bare",
-            "--disk-format", "qcow2",
-            "--name", "cirros-strict",
-            "--import-method", "web-download",
-            "--uri", f"{cloud.source}/cirros.qcow2",
-            "--stores", "central,dcn1",
-            "--allow-failure", "false",
-        ).ok()  # fmt: skip
-        image_id = _created(created.stdout)
-        cloud.wait_for(image_id, ("active", "failed"))
+        image_id = cloud.web_download(
+            "cirros-strict", "--stores", "central,dcn1", "--allow-failure", "false"
+        )
+        cloud.api.settled(image_id)
     shown = properties(cloud.clients.glance("image-show", image_id).ok().stdout)
     assert shown["status"] == "failed"
     assert "stores" not in shown
@@ -181,27 +143,10 @@ def test_no_failure_allowed_with_a_broken_store(cloud: Cloud) -> None:
 
 def test_one_store_and_all_stores(cloud: Cloud) -> None:
     """2.2.4 (--store) and --all-stores true with --allow-failure false."""
-    one = cloud.clients.glance(
-        "image-create-via-import",
-        "--container-format", "bare",
-        "--disk-format", "qcow2",
-        "--name", "cirros-one",
-        "--import-method", "web-download",
-        "--uri", f"{cloud.source}/cirros.qcow2",
-        "--store", "dcn1",
-    ).ok()  # fmt: skip
-    every = cloud.clients.glance(
-        "image-create-via-import",
-        "--container-format", "bare",
-        "--disk-format", "qcow2",
-        "--name", "cirros-every",
-        "--import-method", "web-download",
-        "--uri", f"{cloud.source}/cirros.qcow2",
-        "--all-stores", "true",
-        "--allow-failure", "false",
-    ).ok()  # fmt: skip
-    assert cloud.wait_for(_created(one.stdout), ("active",))["stores"] == "dcn1"
-    assert cloud.wait_for(_created(every.stdout), ("active",))["stores"] == "central,dcn0,dcn1"
+    one = cloud.web_download("cirros-one", "--store", "dcn1")
+    every = cloud.web_download("cirros-every", "--all-stores", "true", "--allow-failure", "false")
+    assert cloud.api.settled(one)["stores"] == "dcn1"
+    assert cloud.api.settled(every)["stores"] == "central,dcn0,dcn1"
 
 
 def test_glance_direct_with_a_file_and_a_byte_exact_download(cloud: Cloud, tmp_path: Path) -> None:
@@ -213,8 +158,8 @@ def test_glance_direct_with_a_file_and_a_byte_exact_download(cloud: Cloud, tmp_p
         "--name", "cirros-direct",
         "--file", str(cloud.root / "www" / "cirros.qcow2"),
     ).ok()  # fmt: skip
-    image_id = _created(created.stdout)
-    image = cloud.wait_for(image_id, ("active", "failed"))
+    image_id = properties(created.stdout)["id"]
+    image = cloud.api.settled(image_id)
     assert (image["status"], image["stores"]) == ("active", "central")
     target = tmp_path / "downloaded.raw"
     cloud.clients.glance("image-download", image_id, "--file", str(target)).ok()
@@ -225,19 +170,12 @@ def test_glance_direct_with_a_file_and_a_byte_exact_download(cloud: Cloud, tmp_p
 def test_watching_an_import_the_lists_move_as_the_guide_shows(cloud: Cloud) -> None:
     """2.2.5: os_glance_importing_to_stores shrinks store by store, failures join the other."""
     with immutable(cloud.store_dir("dcn0")):
-        created = cloud.clients.glance(
-            "image-create-via-import",
-            "--container-format", "bare",
-            "--disk-format", "qcow2",
-            "--name", "cirros-watched",
-            "--import-method", "web-download",
-            "--uri", f"{cloud.source}/slow/cirros.qcow2",
-            "--stores", "central,dcn0,dcn1",
-        ).ok()  # fmt: skip
-        image_id = _created(created.stdout)
+        image_id = cloud.web_download(
+            "cirros-watched", "--stores", "central,dcn0,dcn1", path="slow/cirros.qcow2"
+        )
         seen = _watch(cloud, image_id)
         shown_while_importing = properties(cloud.clients.glance("image-show", image_id).ok().stdout)
-        cloud.wait_for(image_id, ("active", "failed"))
+        cloud.api.settled(image_id)
     assert shown_while_importing["status"] in ("importing", "active")
     assert seen[0] == ("importing", "central,dcn0,dcn1", "")
     assert seen[-1] == ("active", "", "dcn0")
@@ -277,17 +215,8 @@ def _grows(before: str, after: str) -> bool:
 
 def test_copy_image_to_named_stores_and_to_all(cloud: Cloud) -> None:
     """2.3.2 then 2.3.1, and the guide's warning about two copies in quick succession."""
-    created = cloud.clients.glance(
-        "image-create-via-import",
-        "--container-format", "bare",
-        "--disk-format", "qcow2",
-        "--name", "cirros-copied",
-        "--import-method", "web-download",
-        "--uri", f"{cloud.source}/cirros.qcow2",
-        "--stores", "central",
-    ).ok()  # fmt: skip
-    image_id = _created(created.stdout)
-    cloud.wait_for(image_id, ("active",))
+    image_id = cloud.web_download("cirros-copied", "--stores", "central")
+    cloud.api.settled(image_id)
     cloud.clients.glance(
         "image-import", image_id, "--stores", "dcn1", "--import-method", "copy-image"
     ).ok()
@@ -295,11 +224,11 @@ def test_copy_image_to_named_stores_and_to_all(cloud: Cloud) -> None:
         "image-import", image_id, "--stores", "dcn1", "--import-method", "copy-image"
     )
     assert second.returncode != 0 and "409 Conflict" in second.stderr
-    assert cloud.wait_for(image_id, ("active",))["stores"] == "central,dcn1"
+    assert cloud.api.settled(image_id)["stores"] == "central,dcn1"
     cloud.clients.glance(
         "image-import", image_id, "--all-stores", "true", "--import-method", "copy-image"
     ).ok()
-    assert cloud.wait_for(image_id, ("active",))["stores"] == "central,dcn1,dcn0"
+    assert cloud.api.settled(image_id)["stores"] == "central,dcn1,dcn0"
     listed = table(cloud.clients.glance("image-list", "--include-stores").ok().stdout)
     assert {"ID": image_id, "Name": "cirros-copied", "Stores": "central,dcn1,dcn0"} in listed
     for store in STORES:
@@ -308,17 +237,8 @@ def test_copy_image_to_named_stores_and_to_all(cloud: Cloud) -> None:
 
 def test_stores_delete_then_image_delete_remove_the_data(cloud: Cloud) -> None:
     """2.4: stores-delete removes one copy; image-delete removes the image from every site."""
-    created = cloud.clients.glance(
-        "image-create-via-import",
-        "--container-format", "bare",
-        "--disk-format", "qcow2",
-        "--name", "cirros-deleted",
-        "--import-method", "web-download",
-        "--uri", f"{cloud.source}/cirros.qcow2",
-        "--all-stores", "true",
-    ).ok()  # fmt: skip
-    image_id = _created(created.stdout)
-    cloud.wait_for(image_id, ("active",))
+    image_id = cloud.web_download("cirros-deleted", "--all-stores", "true")
+    cloud.api.settled(image_id)
     cloud.clients.glance("stores-delete", "--store", "dcn0", image_id).ok()
     assert cloud.image(image_id)["stores"] == "central,dcn1"
     _until(lambda: not cloud.holds("dcn0", image_id), "dcn0's copy removed")
@@ -330,17 +250,8 @@ def test_stores_delete_then_image_delete_remove_the_data(cloud: Cloud) -> None:
 
 def test_properties_hidden_images_and_locations(cloud: Cloud) -> None:
     """Appendix A's --property, 1.2.6/1.2.7 hidden images, 2.5's locations."""
-    created = cloud.clients.glance(
-        "image-create-via-import",
-        "--container-format", "bare",
-        "--disk-format", "qcow2",
-        "--name", "cirros-props",
-        "--import-method", "web-download",
-        "--uri", f"{cloud.source}/cirros.qcow2",
-        "--stores", "central,dcn1",
-    ).ok()  # fmt: skip
-    image_id = _created(created.stdout)
-    cloud.wait_for(image_id, ("active",))
+    image_id = cloud.web_download("cirros-props", "--stores", "central,dcn1")
+    cloud.api.settled(image_id)
     updated = cloud.clients.glance("image-update", image_id, "--property", "architecture=x86_64")
     assert properties(updated.ok().stdout)["architecture"] == "x86_64"
     cloud.clients.glance("image-update", image_id, "--hidden", "true").ok()

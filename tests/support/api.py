@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -70,6 +71,21 @@ class ApiProcess:
     def output(self) -> str:
         """Everything it logged."""
         return self.log.read_text(errors="replace")
+
+    def image(self, image_id: str) -> dict[str, Any]:
+        """The image as this API returns it (JSON), with ``auth = "none"``."""
+        with urlopen(f"{self.url}/v2/images/{image_id}", timeout=10) as reply:
+            return dict(json.load(reply))
+
+    def settled(self, image_id: str, timeout: float = 180) -> dict[str, Any]:
+        """The image once it is active or failed and no import holds it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            image = self.image(image_id)
+            if image["status"] in ("active", "failed") and "os_glance_import_task" not in image:
+                return image
+            assert time.monotonic() < deadline, f"image did not settle: {image}"
+            time.sleep(0.2)
 
 
 def start_api(config: Path, root: Path, name: str = "api", **environment: str) -> ApiProcess:

@@ -9,12 +9,12 @@ ever left without a task that will remove it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Select, and_, exists, false, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.errors import ImageStateConflict, NotFound
 from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
@@ -32,8 +32,7 @@ from worker.db.models import (
     utcnow,
 )
 from worker.db.tasks import task_snapshot
-
-T = TypeVar("T")
+from worker.db.transactions import Transactional
 
 #: Core attributes a caller may change (the rest are read-only or reserved).
 MUTABLE_CORE = (
@@ -93,15 +92,8 @@ class Deletion:
     task: TaskRecord | None
 
 
-class SqlCatalog:
+class SqlCatalog(Transactional):
     """The API's reads and writes of images, each in one transaction."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-
-    async def _in_transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        async with self._sessions() as session, session.begin():
-            return await work(session)
 
     # -- reading -------------------------------------------------------------------------
 

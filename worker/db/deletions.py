@@ -7,32 +7,22 @@ retry delay has passed, however many times it takes: data is never left without 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.records import TaskRecord
 from flows.states import LocationStatus, TaskStatus, TaskType
 from worker.db.models import Image, ImageLocation, Task, utcnow
 from worker.db.tasks import task_snapshot
-
-T = TypeVar("T")
+from worker.db.transactions import Transactional
 
 DELETE_TYPES = (TaskType.IMAGE_DELETE, TaskType.STORE_DELETE)
 
 
-class SqlDeletions:
+class SqlDeletions(Transactional):
     """Locations pending deletion and the delete tasks' schedule."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-
-    async def _in_transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        async with self._sessions() as session, session.begin():
-            return await work(session)
 
     async def forget_location(self, image_id: str, url: str) -> None:
         """Mark a location whose data is gone ``deleted``."""

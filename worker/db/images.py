@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import builtins
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from flows.errors import ImageStateConflict, NotFound
@@ -31,8 +30,7 @@ from flows.records import (
 )
 from flows.states import ImageStatus
 from worker.db.models import Image, ImageLocation, ImageProperty, utcnow
-
-T = TypeVar("T")
+from worker.db.transactions import Transactional
 
 #: What a snapshot of an image reads besides its row.
 IMAGE_RELATIONS = (
@@ -42,15 +40,8 @@ IMAGE_RELATIONS = (
 )
 
 
-class SqlImageRepository:
+class SqlImageRepository(Transactional):
     """Images, their properties and locations."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-
-    async def _in_transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        async with self._sessions() as session, session.begin():
-            return await work(session)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -8,10 +8,10 @@ lease — so two deliveries of one message never run the same task at once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,8 +20,7 @@ from flows.errors import LockLost, NotFound
 from flows.records import IMPORT_LOCK, TaskRecord
 from flows.states import ImageStatus, TaskStatus, is_terminal
 from worker.db.models import Image, ImageProperty, Task, TaskInfo, utcnow
-
-T = TypeVar("T")
+from worker.db.transactions import Transactional
 
 PENDING = TaskStatus.PENDING
 PROCESSING = TaskStatus.PROCESSING
@@ -57,18 +56,14 @@ class TaskEnd:
         return cls(TaskStatus.FAILURE, message, image_status=image_status, claimant=claimant)
 
 
-class SqlTaskRepository:
+class SqlTaskRepository(Transactional):
     """Tasks and their info."""
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], *, lease_seconds: float = 300.0
     ) -> None:
-        self._sessions = sessions
+        super().__init__(sessions)
         self._lease = timedelta(seconds=lease_seconds)
-
-    async def _in_transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        async with self._sessions() as session, session.begin():
-            return await work(session)
 
     async def create(
         self,
