@@ -15,10 +15,18 @@ from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, DataF
 from worker.db.engine import create_engine, create_sessionmaker
 from worker.db.images import SqlImageRepository
 from worker.db.locks import acquire_import_lock
-from worker.db.schema import current_revision, upgrade
+from worker.db.schema import SCHEMA_HEAD, current_revision, upgrade
 from worker.db.tasks import SqlTaskRepository, TaskEnd
 
-GLANCE_TABLES = {"images", "image_properties", "image_locations", "tasks", "task_info"}
+GLANCE_TABLES = {
+    "images",
+    "image_properties",
+    "image_locations",
+    "image_tags",
+    "image_members",
+    "tasks",
+    "task_info",
+}
 
 
 @dataclass
@@ -53,7 +61,7 @@ async def test_upgrade_creates_glance_tables_and_is_idempotent(database_url: str
     assert await current_revision(database_url) is None
     await upgrade(database_url)
     await upgrade(database_url)
-    assert await current_revision(database_url) == "0001"
+    assert await current_revision(database_url) == SCHEMA_HEAD
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
