@@ -17,6 +17,10 @@ fi
 
 # Ceph's daemons and bindings (the tests start and stop their own throwaway clusters).
 deploy/dev/ceph-install.sh
+# The real OpenStack clients (.venv-clients) and Keystone (.cache/keystone-venv): installed
+# once; the API tests start and stop their own Keystone.
+deploy/dev/clients.sh
+deploy/dev/keystone-up.sh --install
 
 echo "== lint and types"
 .venv/bin/ruff check .
