@@ -5,26 +5,28 @@
 - ``headers``: an authenticating proxy in front (keystonemiddleware's contract) sets
   ``X-Identity-Status: Confirmed``, ``X-Project-Id``, ``X-User-Id`` and ``X-Roles``; a request
   without them is refused with 401.
-- ``keystone``: see :mod:`worker.api.keystone`.
+- ``keystone``: the caller's ``X-Auth-Token`` is validated by Keystone
+  (:mod:`worker.api.keystone`); a missing or invalid token is refused with 401 and
+  ``WWW-Authenticate: Keystone uri="..."``, as keystonemiddleware refuses it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from flows.context import RequestContext
-from worker.api.errors import ApiError
+from worker.api.errors import ApiError, forbidden
+from worker.api.keystone import InvalidToken, KeystoneClient
 from worker.db.catalog import TaskOwner, Viewer
 
 ADMIN = "admin"
 MEMBER = "member"
 READER = "reader"
 
-#: What ``WWW-Authenticate`` says on a 401 (keystonemiddleware's form, once Keystone is used).
-Challenge = Callable[[], str]
+#: keystonemiddleware's 401 message.
+AUTHENTICATION_REQUIRED = "The request you have made requires authentication."
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,4 +114,30 @@ def unauthenticated(project: str, request_id: str) -> Identity:
     )
 
 
-Resolver = Callable[[web.Request, str], Awaitable[Identity]]
+async def from_keystone(
+    request: web.Request, request_id: str, keystone: KeystoneClient
+) -> Identity:
+    """The identity of the request's ``X-Auth-Token`` as Keystone validates it, or 401.
+
+    Keystone being unreachable raises :class:`worker.api.keystone.KeystoneUnavailable` (503).
+    """
+    token = request.headers.get("X-Auth-Token", "")
+    challenge = {"WWW-Authenticate": keystone.challenge}
+    if not token:
+        raise ApiError(401, AUTHENTICATION_REQUIRED, headers=challenge)
+    try:
+        info = await keystone.validate(token)
+    except InvalidToken:
+        raise ApiError(401, AUTHENTICATION_REQUIRED, headers=challenge) from None
+    if info.project_id is None:
+        raise forbidden(
+            "Your token is not scoped to a project; the Image API needs a project-scoped token "
+            "(set OS_PROJECT_NAME, or --os-project-name)."
+        )
+    return Identity(
+        project_id=info.project_id,
+        user_id=info.user_id,
+        roles=info.roles,
+        request_id=request_id,
+        token=token,
+    )

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from flows.stores.base import Store
 from worker.api.identity import Identity
+from worker.api.keystone import KeystoneClient
 from worker.daemon.client import LazyPublisher
 from worker.db.catalog import SqlCatalog
 from worker.services import Records
@@ -26,6 +27,8 @@ class ApiState:
     publisher: LazyPublisher
     stores: dict[str, Store]
     rules: SubmissionRules
+    #: The token validator when ``[api] auth = "keystone"``.
+    keystone: KeystoneClient | None = None
 
     @property
     def catalog(self) -> SqlCatalog:
