@@ -345,7 +345,5 @@ async def test_the_api_answers_401_with_the_challenge_and_503_when_keystone_fail
             assert unscoped.status == 403
             assert "project-scoped" in await unscoped.text()
             keystone.validation_status = 500
-            failing = await client.get(
-                "/v2/images", headers={"X-Auth-Token": "unscoped-too"}
-            )
+            failing = await client.get("/v2/images", headers={"X-Auth-Token": "unscoped-too"})
             assert failing.status == 503

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -38,7 +38,7 @@ class Identity:
     roles: tuple[str, ...]
     request_id: str
     #: The caller's token, passed on to services that need it (Barbican), never logged.
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
 
     @property
     def is_admin(self) -> bool:
@@ -63,14 +63,15 @@ class Identity:
         """Who a task row records as its owner."""
         return TaskOwner(owner=self.project_id, user_id=self.user_id, request_id=self.request_id)
 
-    def requester(self) -> RequestContext:
-        """The task message's ``context``."""
+    def requester(self, with_token: bool = False) -> RequestContext:
+        """The task message's ``context``; the caller's token only ``with_token``."""
         return RequestContext(
             owner=self.project_id,
             user_id=self.user_id,
             request_id=self.request_id,
             is_admin=self.is_admin,
             roles=self.roles,
+            token=self.token if with_token else None,
         )
 
 
