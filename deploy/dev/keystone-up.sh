@@ -9,13 +9,11 @@
 # Idempotent: run again on the same DIR it only starts what is not running.
 # keystone-down.sh DIR stops it by that pid.
 #
-# Environment: KEYSTONE_ADMIN_PASSWORD (default "admin-secret"), KEYSTONE_TOKEN_EXPIRATION
-# (seconds a token lives, default 3600; the tests use a short one to see tokens expire).
+# Environment: KEYSTONE_ADMIN_PASSWORD (default "admin-secret").
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="$repo/.cache/keystone-venv"
 password="${KEYSTONE_ADMIN_PASSWORD:-admin-secret}"
-expiration="${KEYSTONE_TOKEN_EXPIRATION:-3600}"
 
 install() {
   local versions="keystone==30.0.0 uwsgi==2.0.31" stamp="$venv/.installed"
@@ -50,7 +48,6 @@ log_file = $dir/log/keystone.log
 connection = sqlite:///$dir/keystone.db
 [token]
 provider = fernet
-expiration = $expiration
 [fernet_tokens]
 key_repository = $dir/fernet
 [credential]
@@ -100,6 +97,9 @@ answers() {
   curl -fs -o /dev/null --max-time 5 "$url"
 }
 
+# uWSGI's plain HTTP socket closes each connection after one answer without saying so; the
+# clients (requests, aiohttp) would then send their next request on a closed connection, so
+# every answer says "Connection: close".
 serve() {
   local pidfile="$dir/uwsgi.pid"
   if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
@@ -110,7 +110,7 @@ serve() {
     --http-socket "127.0.0.1:$port" --module keystone.wsgi.api:application \
     --master --processes 1 --threads 4 --enable-threads --lazy-apps --die-on-term \
     --pidfile "$pidfile" --virtualenv "$venv" --daemonize "$dir/log/uwsgi.log" \
-    --env OS_KEYSTONE_CONFIG_FILES=keystone.conf
+    --env OS_KEYSTONE_CONFIG_FILES=keystone.conf --add-header "Connection: close"
   for _ in $(seq 600); do
     answers && return
     sleep 0.1

@@ -17,9 +17,9 @@ fi
 
 # Ceph's daemons and bindings (the tests start and stop their own throwaway clusters).
 deploy/dev/ceph-install.sh
-# The real OpenStack clients (.venv-clients) and Keystone (.cache/keystone-venv): installed
-# once; the API tests start and stop their own Keystone.
+# The real glance and openstack clients the API tests drive (their own virtualenv).
 deploy/dev/clients.sh
+# Keystone from PyPI (.cache/keystone-venv), installed once; the tests start their own.
 deploy/dev/keystone-up.sh --install
 
 echo "== lint and types"

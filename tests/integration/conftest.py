@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.http import serve_directory
 from tests.support.images import MiB, make_sparse_raw
+from tests.support.keystone import keystone, keystone_cloud  # noqa: F401  (session fixtures)
 from tests.support.services import require_tcp
 from tests.support.workers import Topology, delete_topology
 
@@ -25,19 +26,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'imgworker.db'}"
         return
-    with _fresh_postgres() as url:
+    with fresh_postgres() as url:
         yield url
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database (what several worker processes share)."""
-    with _fresh_postgres() as url:
+    with fresh_postgres() as url:
         yield url
 
 
 @contextmanager
-def _fresh_postgres() -> Iterator[str]:
+def fresh_postgres() -> Iterator[str]:
+    """A new PostgreSQL database for the duration (dropped after); its URL."""
     require_tcp("PostgreSQL", "127.0.0.1", 5432)
     name = f"imgworker_it_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
