@@ -287,19 +287,32 @@ class KeystoneClient:
     async def _request(
         self, method: str, url: str, **options: Any
     ) -> tuple[int, dict[str, Any], str]:
-        """Status, JSON object body (or ``{}``) and ``X-Subject-Token`` of one request."""
-        try:
-            async with self._http().request(method, url, **options) as response:
-                body: Any = {}
-                if response.content_type == "application/json":
-                    body = await response.json()
-                token = response.headers.get("X-Subject-Token", "")
-                return response.status, body if isinstance(body, dict) else {}, token
-        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            raise self._unavailable(
-                f"Keystone at {self.url} is unreachable ({type(exc).__name__}: {exc}); "
-                "check [keystone] auth_url and that Keystone runs"
-            ) from None
+        """Status, JSON object body (or ``{}``) and ``X-Subject-Token`` of one request.
+
+        A connection that breaks is tried once more on a new one: a pooled connection to a
+        Keystone that restarted fails once although Keystone answers again.
+        """
+        for attempt in (1, 2):
+            try:
+                async with self._http().request(method, url, **options) as response:
+                    body: Any = {}
+                    if response.content_type == "application/json":
+                        body = await response.json()
+                    token = response.headers.get("X-Subject-Token", "")
+                    return response.status, body if isinstance(body, dict) else {}, token
+            except TimeoutError as exc:  # aiohttp's timeouts too: waiting again will not help
+                failure: Exception = exc
+            except aiohttp.ClientConnectionError as exc:
+                failure = exc
+                if attempt == 1:
+                    continue
+            except (aiohttp.ClientError, ValueError) as exc:
+                failure = exc
+            break
+        raise self._unavailable(
+            f"Keystone at {self.url} is unreachable ({type(failure).__name__}: {failure}); "
+            "check [keystone] auth_url and that Keystone runs"
+        )
 
     # -- errors ---------------------------------------------------------------------------
 
