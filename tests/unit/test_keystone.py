@@ -54,6 +54,8 @@ class FakeKeystone:
     logins: list[dict[str, Any]] = field(default_factory=list)
     #: Forced status of every validation (500, 403, ...), when set.
     validation_status: int | None = None
+    #: Logins whose connection is dropped without an answer before it answers again.
+    drops: int = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -62,6 +64,11 @@ class FakeKeystone:
         return app
 
     async def login(self, request: web.Request) -> web.Response:
+        if self.drops:
+            self.drops -= 1
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
         auth = (await request.json())["auth"]
         self.logins.append(auth)
         identity = auth["identity"]
@@ -297,6 +304,22 @@ async def test_keystone_unreachable_is_unavailable() -> None:
             await client.validate("tok-a")
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(("drops", "works"), [(1, True), (2, False)])
+async def test_a_dropped_connection_is_tried_once_more(drops: int, works: bool) -> None:
+    """A login (a POST, which aiohttp never retries itself) whose connection breaks."""
+    keystone = FakeKeystone(users={"tok-a": ("u1", "p1", ["member"], HOUR)}, drops=drops)
+    async with serve(keystone) as url:
+        client = KeystoneClient(_settings(url))
+        try:
+            if works:
+                assert (await client.validate("tok-a")).user_id == "u1"
+            else:
+                with pytest.raises(KeystoneUnavailable):
+                    await client.validate("tok-a")
+        finally:
+            await client.close()
 
 
 async def test_image_endpoints_of_the_region() -> None:
