@@ -17,11 +17,10 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.error import HTTPError
-from urllib.request import Request, urlopen
 
 import pytest
 
@@ -30,7 +29,7 @@ from tests.integration.conftest import fresh_postgres
 from tests.support.api import ApiProcess, running_api
 from tests.support.clients import Clients, properties
 from tests.support.images import MiB, make_sparse_raw
-from tests.support.keystone import Cloud, Keystone, Person
+from tests.support.keystone import Cloud, Keystone, Person, send_json
 from tests.support.services import require_tcp
 from tests.support.signing import make_certificate, signature_properties
 from tests.support.web_source import web_source
@@ -57,7 +56,7 @@ class Reply:
     """An answer of the image API."""
 
     status: int
-    headers: dict[str, str]
+    headers: Message
     text: str
 
     def json(self) -> Any:
@@ -77,13 +76,8 @@ def call(
     headers = {"Content-Type": content_type, "Accept": "application/json"}
     if token is not None:
         headers["X-Auth-Token"] = token
-    data = json.dumps(body).encode() if body is not None else None
-    request = Request(f"{api.url}{path}", data=data, headers=headers, method=method)
-    try:
-        with urlopen(request, timeout=30) as response:
-            return Reply(response.status, dict(response.headers), response.read().decode())
-    except HTTPError as error:
-        return Reply(error.code, dict(error.headers), error.read().decode())
+    status, answered, raw = send_json(method, f"{api.url}{path}", headers, body)
+    return Reply(status, answered, raw.decode())
 
 
 @dataclass

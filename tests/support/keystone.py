@@ -16,6 +16,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
@@ -31,6 +32,20 @@ DOWN = ROOT / "deploy" / "dev" / "keystone-down.sh"
 ADMIN_PASSWORD = "admin-secret"
 DOMAIN = "Default"
 REGION = "RegionOne"
+
+
+def send_json(
+    method: str, url: str, headers: dict[str, str], body: Any = None
+) -> tuple[int, Message, bytes]:
+    """One HTTP request with a JSON body (or none): status, headers (looked up in any case)
+    and body, of errors too."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = Request(url, data=data, headers=headers, method=method)
+    try:
+        with urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except HTTPError as error:
+        return error.code, error.headers, error.read()
 
 
 @dataclass(frozen=True)
@@ -92,16 +107,10 @@ class Keystone:
             headers["X-Auth-Token"] = token
         if subject is not None:
             headers["X-Subject-Token"] = subject
-        data = json.dumps(body).encode() if body is not None else None
-        request = Request(f"{self.url}{path}", data=data, headers=headers, method=method)
-        try:
-            with urlopen(request, timeout=30) as response:
-                raw = response.read()
-                status, subject_token = response.status, response.headers.get("X-Subject-Token")
-        except HTTPError as error:
-            raw, status, subject_token = error.read(), error.code, None
+        status, answered, raw = send_json(method, f"{self.url}{path}", headers, body)
         parsed = json.loads(raw) if raw else {}
-        return Answer(status, parsed if isinstance(parsed, dict) else {}, subject_token or "")
+        subject_token = answered.get("X-Subject-Token", "")
+        return Answer(status, parsed if isinstance(parsed, dict) else {}, subject_token)
 
     def login(self, user: str, password: str, project: str | None) -> Answer:
         """``POST /v3/auth/tokens`` with a password, scoped to ``project`` when given."""

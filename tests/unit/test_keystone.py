@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -125,6 +126,17 @@ async def serve(keystone: FakeKeystone) -> AsyncIterator[str]:
         yield f"{base}/v3"
 
 
+@asynccontextmanager
+async def connected(
+    keystone: FakeKeystone, clock: Clock | None = None, **settings: Any
+) -> AsyncIterator[KeystoneClient]:
+    """A client of ``keystone`` served on loopback, closed at the end."""
+    async with serve(keystone) as url:
+        client = KeystoneClient(_settings(url, **settings), clock=clock or time.monotonic)
+        async with client:
+            yield client
+
+
 def _settings(url: str, **extra: Any) -> KeystoneSettings:
     values: dict[str, Any] = {
         "auth_url": url,
@@ -145,14 +157,10 @@ class Clock:
 
 async def test_a_valid_token_gives_its_identity_and_is_cached() -> None:
     keystone = FakeKeystone(users={"tok-a": ("u1", "p1", ["Member", "reader"], HOUR)})
-    async with serve(keystone) as url:
-        client = KeystoneClient(_settings(url))
-        try:
-            info = await client.validate("tok-a")
-            assert (info.user_id, info.project_id, info.roles) == ("u1", "p1", ("member", "reader"))
-            await client.validate("tok-a")
-        finally:
-            await client.close()
+    async with connected(keystone) as client:
+        info = await client.validate("tok-a")
+        assert (info.user_id, info.project_id, info.roles) == ("u1", "p1", ("member", "reader"))
+        await client.validate("tok-a")
     assert keystone.validations == 1
     (login,) = keystone.logins
     assert login["scope"] == {"project": {"name": "service", "domain": {"name": "Default"}}}
@@ -162,19 +170,15 @@ async def test_a_valid_token_gives_its_identity_and_is_cached() -> None:
 async def test_the_cache_keeps_a_token_no_longer_than_cache_seconds() -> None:
     clock = Clock()
     keystone = FakeKeystone(users={"tok-a": ("u1", "p1", ["member"], HOUR)})
-    async with serve(keystone) as url:
-        client = KeystoneClient(_settings(url, cache_seconds=30), clock=clock)
-        try:
+    async with connected(keystone, clock=clock, cache_seconds=30) as client:
+        await client.validate("tok-a")
+        clock.now += 29
+        await client.validate("tok-a")
+        assert keystone.validations == 1
+        clock.now += 2
+        del keystone.users["tok-a"]  # revoked meanwhile
+        with pytest.raises(InvalidToken):
             await client.validate("tok-a")
-            clock.now += 29
-            await client.validate("tok-a")
-            assert keystone.validations == 1
-            clock.now += 2
-            del keystone.users["tok-a"]  # revoked meanwhile
-            with pytest.raises(InvalidToken):
-                await client.validate("tok-a")
-        finally:
-            await client.close()
     assert keystone.validations == 2
 
 
@@ -198,29 +202,21 @@ def test_the_cache_never_outlives_the_token_and_stays_bounded() -> None:
 
 async def test_unknown_and_malformed_tokens_are_invalid() -> None:
     keystone = FakeKeystone()
-    async with serve(keystone) as url:
-        client = KeystoneClient(_settings(url))
-        try:
+    async with connected(keystone) as client:
+        with pytest.raises(InvalidToken):
+            await client.validate("nobody-knows-me")
+        for malformed in ("with space", "x" * 9000, "caf\u00e9"):
             with pytest.raises(InvalidToken):
-                await client.validate("nobody-knows-me")
-            for malformed in ("with space", "x" * 9000, "caf\u00e9"):
-                with pytest.raises(InvalidToken):
-                    await client.validate(malformed)
-        finally:
-            await client.close()
+                await client.validate(malformed)
     assert keystone.validations == 1
 
 
 async def test_a_refused_service_token_is_renewed_once() -> None:
     keystone = FakeKeystone(users={"tok-a": ("u1", "p1", ["member"], HOUR)})
-    async with serve(keystone) as url:
-        client = KeystoneClient(_settings(url, cache_seconds=0))
-        try:
-            await client.validate("tok-a")
-            keystone.service_tokens.clear()  # Keystone revoked the service's token
-            await client.validate("tok-a")
-        finally:
-            await client.close()
+    async with connected(keystone, cache_seconds=0) as client:
+        await client.validate("tok-a")
+        keystone.service_tokens.clear()  # Keystone revoked the service's token
+        await client.validate("tok-a")
     assert len(keystone.logins) == 2
 
 
@@ -230,17 +226,13 @@ async def test_a_service_token_is_renewed_before_it_expires() -> None:
         users={"tok-a": ("u1", "p1", ["member"], HOUR)},
         service_life=datetime.timedelta(seconds=40),
     )
-    async with serve(keystone) as url:
-        client = KeystoneClient(_settings(url, cache_seconds=0), clock=clock)
-        try:
-            await client.validate("tok-a")
-            clock.now += 25
-            await client.validate("tok-a")
-            assert len(keystone.logins) == 1
-            clock.now += 10  # within the last quarter of its life
-            await client.validate("tok-a")
-        finally:
-            await client.close()
+    async with connected(keystone, clock=clock, cache_seconds=0) as client:
+        await client.validate("tok-a")
+        clock.now += 25
+        await client.validate("tok-a")
+        assert len(keystone.logins) == 1
+        clock.now += 10  # within the last quarter of its life
+        await client.validate("tok-a")
     assert len(keystone.logins) == 2
 
 
@@ -248,13 +240,9 @@ async def test_refused_service_credentials_are_unavailability_not_the_callers_fa
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     keystone = FakeKeystone(users={"tok-a": ("u1", "p1", ["member"], HOUR)})
-    async with serve(keystone) as url:
-        client = KeystoneClient(_settings(url, password="wrong"))
-        try:
-            with pytest.raises(ServiceAuthRefused) as caught:
-                await client.validate("tok-a")
-        finally:
-            await client.close()
+    async with connected(keystone, password="wrong") as client:
+        with pytest.raises(ServiceAuthRefused) as caught:
+            await client.validate("tok-a")
     assert caught.value.transient and "try again" in str(caught.value)
     assert "refused the service credentials of [keystone] (user 'imgworker'" in caplog.text
     assert "wrong" not in caplog.text
@@ -270,11 +258,8 @@ async def test_an_application_credential_logs_in_unscoped() -> None:
                 "application_credential_secret": "service-secret",
             }
         )
-        client = KeystoneClient(settings)
-        try:
+        async with KeystoneClient(settings) as client:
             await client.validate("tok-a")
-        finally:
-            await client.close()
     (login,) = keystone.logins
     assert "scope" not in login
     assert login["identity"]["application_credential"]["id"] == "cred-1"
@@ -285,50 +270,35 @@ async def test_keystone_failing_is_unavailable(status: int) -> None:
     keystone = FakeKeystone(
         users={"tok-a": ("u1", "p1", ["member"], HOUR)}, validation_status=status
     )
-    async with serve(keystone) as url:
-        client = KeystoneClient(_settings(url))
-        try:
-            with pytest.raises(KeystoneUnavailable):
-                await client.validate("tok-a")
-        finally:
-            await client.close()
+    async with connected(keystone) as client:
+        with pytest.raises(KeystoneUnavailable):
+            await client.validate("tok-a")
 
 
 async def test_keystone_unreachable_is_unavailable() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = KeystoneClient(_settings(f"http://127.0.0.1:{port}/v3"))
-    try:
+    async with KeystoneClient(_settings(f"http://127.0.0.1:{port}/v3")) as client:
         with pytest.raises(KeystoneUnavailable):
             await client.validate("tok-a")
-    finally:
-        await client.close()
 
 
 @pytest.mark.parametrize(("drops", "works"), [(1, True), (2, False)])
 async def test_a_dropped_connection_is_tried_once_more(drops: int, works: bool) -> None:
     """A login (a POST, which aiohttp never retries itself) whose connection breaks."""
     keystone = FakeKeystone(users={"tok-a": ("u1", "p1", ["member"], HOUR)}, drops=drops)
-    async with serve(keystone) as url:
-        client = KeystoneClient(_settings(url))
-        try:
-            if works:
-                assert (await client.validate("tok-a")).user_id == "u1"
-            else:
-                with pytest.raises(KeystoneUnavailable):
-                    await client.validate("tok-a")
-        finally:
-            await client.close()
+    async with connected(keystone) as client:
+        if works:
+            assert (await client.validate("tok-a")).user_id == "u1"
+        else:
+            with pytest.raises(KeystoneUnavailable):
+                await client.validate("tok-a")
 
 
 async def test_image_endpoints_of_the_region() -> None:
-    async with serve(FakeKeystone()) as url:
-        client = KeystoneClient(_settings(url, region_name="RegionTwo"))
-        try:
-            assert await client.image_endpoints() == ["public http://far:9292"]
-        finally:
-            await client.close()
+    async with connected(FakeKeystone(), region_name="RegionTwo") as client:
+        assert await client.image_endpoints() == ["public http://far:9292"]
 
 
 # -- the API with auth = "keystone" ----------------------------------------------------------

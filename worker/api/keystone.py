@@ -171,6 +171,12 @@ class KeystoneClient:
                     urls.append(f"{endpoint.get('interface')} {endpoint.get('url')}")
         return urls
 
+    async def __aenter__(self) -> KeystoneClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         """Close the HTTP session."""
         if self._session is not None:
