@@ -247,10 +247,14 @@ def test_the_guides_commands_run_as_cloud_users_through_the_catalog(stack: Stack
     assert "cirros" in names and "admins" not in names
     stack.clients(alice).openstack("image", "delete", image_id).ok()
     assert call(stack.api, "GET", f"/v2/images/{image_id}", token).status == 404
-    refused = stack.clients(stack.cloud.rita).glance(
+    rita = stack.cloud.rita  # with the options instead of the variables this time
+    as_rita = Clients(stack.root / "home-rita", rita.auth_args(), rita.auth_args())
+    refused = as_rita.glance(
         "image-create", "--disk-format", "raw", "--container-format", "bare", "--name", "no"
     )
     assert refused.returncode != 0 and "403" in refused.stdout + refused.stderr
+    readable = as_rita.openstack("image", "list", "-f", "value", "-c", "Name").ok().stdout
+    assert "admins" not in readable.split()  # the admin project's image is not shared with A
 
 
 def test_projects_are_isolated_and_the_roles_are_glances(stack: Stack) -> None:
@@ -316,8 +320,10 @@ def test_missing_invalid_revoked_and_expired_tokens_are_refused(stack: Stack) ->
     time.sleep(CACHE_SECONDS)  # the bound: a revoked token is refused after it at the latest
     assert call(stack.api, "GET", "/v2/images", token).status == 401
 
-    # A long cache does not keep a token past its expiry.
-    environment = stack.cloud.api_environment(cache_seconds=300)
+    # A long cache does not keep a token past its expiry. (This API logs itself in with an
+    # application credential of its service user, the other way [keystone] allows.)
+    credential = stack.cloud.service.application_credential()
+    environment = stack.cloud.api_environment(cache_seconds=300, application_credential=credential)
     with running_api(stack.config, stack.root, "api-long-cache", **environment) as api:
         short, expires = alice.expiring_token(seconds=6)
         assert call(api, "GET", "/v2/images", short).status == 200

@@ -221,26 +221,42 @@ class Person:
             "OS_INTERFACE": "public",
         }
 
+    def auth_args(self) -> list[str]:
+        """The same as command-line options (``glance --os-auth-url ...``)."""
+        return [
+            "--os-auth-url", self.keystone.url,
+            "--os-username", self.name,
+            "--os-password", self.password,
+            "--os-project-name", self.project,
+            "--os-user-domain-name", DOMAIN,
+            "--os-project-domain-name", DOMAIN,
+        ]  # fmt: skip
+
+    def application_credential(self, seconds: int | None = None) -> tuple[str, str]:
+        """A new application credential of this user in its project (expiring in ``seconds``
+        when given): its id and secret."""
+        credential: dict[str, Any] = {"name": f"cred-{uuid.uuid4().hex[:8]}"}
+        if seconds is not None:
+            expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
+            credential["expires_at"] = expires.strftime("%Y-%m-%dT%H:%M:%S")
+        created = self.keystone.call(
+            "POST",
+            f"/users/{self.user_id}/application_credentials",
+            {"application_credential": credential},
+            token=self.token(),
+        )
+        assert created.status == 201, f"application credential refused: {created}"
+        made = created.body["application_credential"]
+        return str(made["id"]), str(made["secret"])
+
     def expiring_token(self, seconds: int) -> tuple[str, datetime.datetime]:
         """A token that expires in about ``seconds``, and its expiry: issued through an
         application credential expiring then (Keystone caps the token's life at it)."""
-        token = self.token()
-        expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
-        body = {
-            "application_credential": {
-                "name": f"short-{uuid.uuid4().hex[:8]}",
-                "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
-        }
-        created = self.keystone.call(
-            "POST", f"/users/{self.user_id}/application_credentials", body, token=token
-        )
-        assert created.status == 201, f"application credential refused: {created}"
-        credential = created.body["application_credential"]
+        credential_id, secret = self.application_credential(seconds)
         auth = {
             "identity": {
                 "methods": ["application_credential"],
-                "application_credential": {"id": credential["id"], "secret": credential["secret"]},
+                "application_credential": {"id": credential_id, "secret": secret},
             }
         }
         answer = self.keystone.call("POST", "/auth/tokens", {"auth": auth})
@@ -258,19 +274,28 @@ class Cloud:
     rita: Person  # reader of project A
     bob: Person  # member of project B
     admin: Person  # the cloud admin (admin of project admin)
-    service_user: str
-    service_password: str
+    #: The image API's own user (the service role on project ``service``).
+    service: Person
 
-    def api_environment(self, cache_seconds: float = 2) -> dict[str, str]:
-        """``IMGWORKER_*`` overrides that put an ``imgworker api`` behind this Keystone."""
-        return {
+    def api_environment(
+        self, cache_seconds: float = 2, application_credential: tuple[str, str] | None = None
+    ) -> dict[str, str]:
+        """``IMGWORKER_*`` overrides that put an ``imgworker api`` behind this Keystone, logged
+        in with the service user's password or ``application_credential`` (id, secret)."""
+        environment = {
             "IMGWORKER_API__AUTH": "keystone",
             "IMGWORKER_KEYSTONE__AUTH_URL": self.keystone.url,
-            "IMGWORKER_KEYSTONE__USERNAME": self.service_user,
-            "IMGWORKER_KEYSTONE__PASSWORD": self.service_password,
-            "IMGWORKER_KEYSTONE__PROJECT_NAME": "service",
             "IMGWORKER_KEYSTONE__CACHE_SECONDS": str(cache_seconds),
         }
+        if application_credential is not None:
+            credential_id, secret = application_credential
+            environment["IMGWORKER_KEYSTONE__APPLICATION_CREDENTIAL_ID"] = credential_id
+            environment["IMGWORKER_KEYSTONE__APPLICATION_CREDENTIAL_SECRET"] = secret
+        else:
+            environment["IMGWORKER_KEYSTONE__USERNAME"] = self.service.name
+            environment["IMGWORKER_KEYSTONE__PASSWORD"] = self.service.password
+            environment["IMGWORKER_KEYSTONE__PROJECT_NAME"] = self.service.project
+        return environment
 
 
 def _person(
@@ -298,7 +323,6 @@ def keystone_cloud(keystone: Keystone) -> Cloud:
     project_a = keystone.create_project("project-a")
     project_b = keystone.create_project("project-b")
     service = keystone.create_project("service")
-    keystone.create_user("imgworker", "imgworker-password", service, ["service"])
     admin_login = keystone.login("admin", ADMIN_PASSWORD, "admin").body["token"]
     admin = Person(
         keystone,
@@ -314,6 +338,5 @@ def keystone_cloud(keystone: Keystone) -> Cloud:
         rita=_person(keystone, "rita", "project-a", project_a, ["reader"]),
         bob=_person(keystone, "bob", "project-b", project_b, ["member"]),
         admin=admin,
-        service_user="imgworker",
-        service_password="imgworker-password",
+        service=_person(keystone, "imgworker", "service", service, ["service"]),
     )
