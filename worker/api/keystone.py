@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 #: What a token may look like before Keystone is asked (fernet tokens are ~200 characters of
 #: URL-safe base64; anything unprintable or huge is refused without a round trip).
 _TOKEN = re.compile(r"[!-~]{1,8192}")
-#: The longest a service token is kept before it is renewed, whatever it says.
+#: The service's token is renewed this long before it expires (or with a quarter of its life
+#: left, when that is sooner).
 _RENEW_MARGIN_SECONDS = 300.0
 
 
@@ -203,7 +204,7 @@ class KeystoneClient:
             if status in (401, 403):
                 raise self._refused(
                     f"Keystone at {self.url} does not let the service user validate tokens "
-                    f"(HTTP {status}); give [keystone] username the service role on its project"
+                    f"(HTTP {status}); give the [keystone] user the service role on its project"
                 )
             break
         raise self._unavailable(f"Keystone at {self.url} answered HTTP {status} to a validation")
