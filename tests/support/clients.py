@@ -82,6 +82,21 @@ class Clients:
         return Result(tuple(argv), done.returncode, done.stdout, done.stderr)
 
 
+def web_download(clients: Clients, name: str, uri: str, *options: str) -> str:
+    """The guide's ``glance image-create-via-import ... --import-method web-download``
+    (with ``--disk-format qcow2``, which the client requires); return the new image's id."""
+    created = clients.glance(
+        "image-create-via-import",
+        "--container-format", "bare",
+        "--disk-format", "qcow2",
+        "--name", name,
+        "--import-method", "web-download",
+        "--uri", uri,
+        *options,
+    ).ok()  # fmt: skip
+    return properties(created.stdout)["id"]
+
+
 def _close_stdin() -> None:
     os.close(0)
 
