@@ -25,6 +25,9 @@ class RequestContext:
     request_id: str | None = None
     is_admin: bool = False
     roles: tuple[str, ...] = ()
+    #: The requester's Keystone token, for services the import must act on as them
+    #: (Barbican); only present when the API sent it (docs/keystone.md). Never logged.
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass

@@ -233,6 +233,77 @@ class ApiSettings(_Section):
         return self
 
 
+class KeystoneSettings(_Section):
+    """``[keystone]``: how ``imgworker api`` validates tokens when ``[api] auth = "keystone"``.
+
+    The API authenticates itself as a service user (a password, or an application credential)
+    and validates every caller's ``X-Auth-Token`` with ``GET /v3/auth/tokens``. The user needs
+    the ``service`` role (or ``admin``) on its project, as Glance's own service user has.
+    """
+
+    #: Keystone v3 as this service reaches it: ``https://keystone.example:5000/v3``.
+    auth_url: str = ""
+    #: What a 401 tells clients to authenticate with (``WWW-Authenticate: Keystone uri=...``):
+    #: Keystone's public URL when ``auth_url`` is an internal one; empty: ``auth_url``.
+    www_authenticate_uri: str = ""
+    #: The service user and its password ...
+    username: str = ""
+    password: SecretStr | None = None
+    user_domain_name: str = "Default"
+    #: ... scoped to this project (usually ``service``) ...
+    project_name: str = "service"
+    project_domain_name: str = "Default"
+    #: ... or an application credential instead of all four.
+    application_credential_id: str = ""
+    application_credential_secret: SecretStr | None = None
+    #: The region whose ``image`` endpoint should be this API: checked once at start and
+    #: reported in the log (a catalog pointing elsewhere sends the clients elsewhere).
+    region_name: str = "RegionOne"
+    #: Seconds a validated token is trusted without asking Keystone again (never past the
+    #: token's expiry). A revoked token is refused at the latest this long after revocation.
+    cache_seconds: float = Field(default=120.0, ge=0, le=300)
+    #: Most tokens kept in the cache (least recently used ones go first).
+    cache_entries: int = Field(default=10_000, ge=1)
+    #: Seconds to connect to Keystone, and for a whole request to it.
+    connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("auth_url", "www_authenticate_uri")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"{value!r} is not an http(s) URL; write Keystone's v3 URL like "
+                "https://keystone.example:5000/v3"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> KeystoneSettings:
+        if self.application_credential_id and self.username:
+            raise ValueError(
+                "set either username and password or application_credential_id and "
+                "application_credential_secret, not both"
+            )
+        if self.application_credential_id and self.application_credential_secret is None:
+            raise ValueError("application_credential_id is set but not its secret")
+        if self.username and self.password is None:
+            raise ValueError(f"username {self.username!r} is set but not its password")
+        return self
+
+    def problems(self) -> list[str]:
+        """What is missing for ``auth = "keystone"`` (empty when it is usable)."""
+        missing = []
+        if not self.auth_url:
+            missing.append("auth_url (Keystone's v3 URL) is not set")
+        if not (self.username or self.application_credential_id):
+            missing.append(
+                "no service credential: set username and password, or "
+                "application_credential_id and application_credential_secret"
+            )
+        return missing
+
+
 class Settings(BaseModel):
     """The whole configuration."""
 
@@ -248,6 +319,15 @@ class Settings(BaseModel):
     signature: SignatureSettings = SignatureSettings()
     inject_metadata: InjectMetadataSettings = InjectMetadataSettings()
     api: ApiSettings = ApiSettings()
+    keystone: KeystoneSettings = KeystoneSettings()
+
+    @model_validator(mode="after")
+    def _keystone_when_used(self) -> Settings:
+        if self.api.auth == "keystone" and (problems := self.keystone.problems()):
+            raise ValueError(
+                '[api] auth = "keystone" needs a usable [keystone] section: ' + "; ".join(problems)
+            )
+        return self
 
     def flow_settings(self) -> FlowSettings:
         """The subset a flow runs with."""

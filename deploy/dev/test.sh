@@ -19,6 +19,8 @@ fi
 deploy/dev/ceph-install.sh
 # The real glance and openstack clients the API tests drive (their own virtualenv).
 deploy/dev/clients.sh
+# Keystone from PyPI (.cache/keystone-venv), installed once; the tests start their own.
+deploy/dev/keystone-up.sh --install
 
 echo "== lint and types"
 .venv/bin/ruff check .

@@ -1,10 +1,15 @@
-"""Signing certificates from Barbican, authenticated by a token or a Keystone app credential.
+"""Signing certificates from Barbican, authenticated as the requester or as the worker.
 
 Glance reaches Barbican through castellan, which stores an X.509 certificate as a secret of type
 ``certificate`` whose payload is the DER bytes (``application/octet-stream``). The payload is
-``GET {barbican}/v1/secrets/{uuid}/payload`` with ``X-Auth-Token``. A token is either configured
-as is, or obtained from Keystone v3 (``POST /v3/auth/tokens`` with the ``application_credential``
-method; the token comes back in ``X-Subject-Token``) and renewed once when Barbican answers 401.
+``GET {barbican}/v1/secrets/{uuid}/payload`` with ``X-Auth-Token``.
+
+When the task's context carries the requester's Keystone token (the API sends it for a signed
+image, see docs/keystone.md), Barbican is asked with it, as Glance asks with the user's context:
+the worker then reads only what the requester may read, and never falls back to its own
+credentials. Otherwise the worker's own token is either configured as is, or obtained from
+Keystone v3 (``POST /v3/auth/tokens`` with the ``application_credential`` method; the token comes
+back in ``X-Subject-Token``) and renewed once when Barbican answers 401.
 """
 
 from __future__ import annotations
@@ -76,15 +81,26 @@ class BarbicanKeyManager:
         token: str = "",
         keystone: KeystoneApplicationCredential | None = None,
         timeout_seconds: float = 30.0,
+        requester_token: str | None = None,
     ) -> None:
         self.barbican_url = barbican_url.rstrip("/")
-        self._token = token
-        self._keystone = keystone
+        self._token = requester_token or token
+        self._keystone = None if requester_token else keystone
+        self._as_requester = bool(requester_token)
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
 
     @classmethod
-    def from_settings(cls, settings: SignatureSettings) -> BarbicanKeyManager:
-        """Built from ``[signature]``; a configured token wins over the application credential."""
+    def from_settings(
+        cls, settings: SignatureSettings, requester_token: str | None = None
+    ) -> BarbicanKeyManager:
+        """Built from ``[signature]``: as the requester when their token is given; else a
+        configured token wins over the application credential."""
+        if requester_token:
+            return cls(
+                settings.barbican_url,
+                timeout_seconds=settings.request_timeout_seconds,
+                requester_token=requester_token,
+            )
         keystone = None
         if not settings.barbican_token and settings.keystone_url:
             keystone = KeystoneApplicationCredential(
@@ -150,10 +166,21 @@ class BarbicanKeyManager:
             return payload
         if status == 404:
             raise certificate_not_found(certificate_id, where)
+        if status == 401 and self._as_requester:
+            raise KeyManagerRefused(
+                f"{where} refused the requester's token (HTTP 401 Unauthorized): it expired "
+                "or was revoked before the import ran; import the image again"
+            )
         if status == 401:
             raise KeyManagerRefused(
                 f"{where} refused the worker's token (HTTP 401 Unauthorized); set a valid "
                 "[signature] barbican_token, or an application credential"
+            )
+        if status == 403 and self._as_requester:
+            raise KeyManagerRefused(
+                f"{where} forbids the requester to read secret {certificate_id!r} (HTTP 403); "
+                "the certificate must be readable by the user who imports (their project, or "
+                "a Barbican ACL)"
             )
         if status == 403:
             raise KeyManagerRefused(

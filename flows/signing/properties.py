@@ -58,6 +58,11 @@ class SignatureProperties:
         return f"certificate {self.certificate_uuid!r}, {self.key_type} with {self.hash_method}"
 
 
+def is_signed(properties: Mapping[str, str]) -> bool:
+    """Whether the image carries any ``img_signature*`` property (an empty value is absent)."""
+    return any((properties.get(name) or "").strip() for name in PROPERTIES)
+
+
 def read_signature_properties(properties: Mapping[str, str]) -> SignatureProperties | None:
     """The image's signature properties, or None when it carries none (an unsigned image).
 

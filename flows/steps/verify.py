@@ -30,7 +30,7 @@ class VerifySignatureStep:
         """Verify ``ctx.staged_path`` against the image's properties; no-op when unsigned."""
         assert ctx.image is not None and ctx.staged_path is not None
         settings = ctx.settings.signature
-        keys = self.key_manager or build_key_manager(settings)
+        keys = self.key_manager or build_key_manager(settings, ctx.requester.token)
         ctx.progress.phase = "verifying signature"
         verified = await verify_image_signature(
             ctx.staged_path, ctx.image.properties, settings, keys, ctx.settings.chunk_size

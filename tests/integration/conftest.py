@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.http import serve_directory
 from tests.support.images import MiB, make_sparse_raw
+from tests.support.keystone import keystone, keystone_cloud  # noqa: F401  (session fixtures)
 from tests.support.services import require_tcp
 from tests.support.workers import Topology, delete_topology
 

@@ -461,6 +461,41 @@ async def test_tasks_are_shown_to_their_owner(api: tuple[Client, ApiState, Topol
     assert (await client.get(f"/v2/tasks/{task['id']}", headers=ADMIN)).status == 200
 
 
+@pytest.mark.parametrize(
+    ("key_manager", "signed", "travels"),
+    [("barbican", True, True), ("barbican", False, False), ("directory", True, False)],
+)
+async def test_the_callers_token_travels_only_to_read_a_signed_images_barbican_certificate(
+    tmp_path: Path, key_manager: str, signed: bool, travels: bool
+) -> None:
+    require_tcp("RabbitMQ", "127.0.0.1", 5672)
+    topology = Topology()
+    settings = make_settings(
+        tmp_path,
+        broker={
+            "exchange": topology.exchange,
+            "queue": topology.queue,
+            "dead_letter_exchange": topology.dead_exchange,
+            "dead_letter_queue": topology.dead_queue,
+        },
+        api={"auth": "headers"},
+        signature={"key_manager": key_manager, "barbican_url": "http://127.0.0.1:1"},
+    )
+    caller = {**A, "X-Auth-Token": "gAAAAA-callers-token"}
+    properties = {"img_signature": "c2ln", "img_signature_certificate_uuid": "c1"}
+    try:
+        async with api_client(settings) as (client, state):
+            image = await _create(client, caller, **(properties if signed else {}))
+            body = {"method": {"name": "web-download", "uri": "http://127.0.0.1:1/x"}}
+            reply = await client.post(f"/v2/images/{image['id']}/import", json=body, headers=caller)
+            assert reply.status == 202, await reply.text()
+            (message,) = await _published(state)
+    finally:
+        await delete_topology(topology)
+    assert message["context"]["owner"] == "project-a"
+    assert message["context"].get("token") == ("gAAAAA-callers-token" if travels else None)
+
+
 async def test_import_and_store_info(api: tuple[Client, ApiState, Topology]) -> None:
     client, _state, _topology = api
     methods = await (await client.get("/v2/info/import", headers=READER)).json()

@@ -34,6 +34,7 @@ from tests.support.workers import (
 from worker.daemon.messages import TaskMessage
 from worker.services import Services
 from worker.settings import Settings, load_settings
+from worker.submission import SubmissionRules, submit_import
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -137,31 +138,52 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
             )
             good = TaskMessage(str(uuid.uuid4()), str(uuid.uuid4()), _request(source), _ctx())
             body = json.loads(good.to_json())
-            cases: dict[str, bytes] = {
-                "bad_json": b"{not json",
-                "bad_version": json.dumps({**body, "version": 7}).encode(),
-                "bad_field": json.dumps({**body, "task_id": "not-a-uuid"}).encode(),
-                "bad_method": json.dumps(
-                    {**body, "import_req": {"method": {"name": "teleport"}}}
-                ).encode(),
-                "unknown_store": json.dumps(
-                    {**body, "import_req": {**body["import_req"], "stores": ["mars"]}}
-                ).encode(),
-                "missing_task": good.to_json(),
-                "missing_image": json.dumps(
-                    {**body, "task_id": orphan_task, "image_id": orphan_image}
-                ).encode(),
-            }
+            # A message claiming another requester than the task row the API recorded.
+            claimed = await services.images.create(
+                name="claimed", disk_format="raw", container_format="bare"
+            )
+            task = await submit_import(
+                services.records,
+                SubmissionRules.from_settings(settings),
+                image_id=claimed.id,
+                request=_request(source),
+                requester=RequestContext(owner="project-a", user_id="u1"),
+            )
+            impostor = TaskMessage(
+                task.id,
+                claimed.id,
+                _request(source),
+                RequestContext(owner="project-b", user_id="u1", roles=("admin",)),
+            )
+            cases: list[tuple[str, bytes]] = [
+                ("bad_field", impostor.to_json()),
+                *{
+                    "bad_json": b"{not json",
+                    "bad_version": json.dumps({**body, "version": 7}).encode(),
+                    "bad_field": json.dumps({**body, "task_id": "not-a-uuid"}).encode(),
+                    "bad_method": json.dumps(
+                        {**body, "import_req": {"method": {"name": "teleport"}}}
+                    ).encode(),
+                    "unknown_store": json.dumps(
+                        {**body, "import_req": {**body["import_req"], "stores": ["mars"]}}
+                    ).encode(),
+                    "missing_task": good.to_json(),
+                    "missing_image": json.dumps(
+                        {**body, "task_id": orphan_task, "image_id": orphan_image}
+                    ).encode(),
+                }.items(),
+            ]
             connection = await aio_pika.connect(AMQP)
             async with connection:
                 channel = await connection.channel()
                 exchange = await channel.get_exchange(topology.exchange)
-                for payload in cases.values():
+                for _reason, payload in cases:
                     await exchange.publish(
                         aio_pika.Message(payload), routing_key=settings.broker.routing_key
                     )
                 reasons = await _dead_letter_reasons(channel, topology.dead_queue, len(cases))
-            assert sorted(reasons) == sorted(cases)
+            assert sorted(reasons) == sorted(reason for reason, _payload in cases)
+            assert "recorded for project 'project-a'" in (await services.tasks.get(task.id)).message
             orphan = await services.tasks.get(orphan_task)
             assert orphan.status == "failure" and "missing_image" in orphan.message
             _image, task_id = await enqueue_download(services, f"{source}/small.raw")

@@ -36,3 +36,43 @@ def test_a_good_configuration_is_summarised(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(config), "config", "check"], env={})
     assert result.exit_code == 0, result.output
     assert "configuration OK" in result.output and "a (file); default a" in result.output
+
+
+def test_keystone_auth_needs_a_usable_keystone_section(tmp_path: Path) -> None:
+    config = tmp_path / "keystone.toml"
+    config.write_text(
+        '[api]\nauth = "keystone"\n[keystone]\nauth_url = "keystone:5000"\n'
+        'username = "glance"\ncache_seconds = 3600\n'
+    )
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "check"], env={})
+    assert result.exit_code == 2
+    assert "2 problem(s)" in result.output
+    assert "keystone.auth_url: Value error, 'keystone:5000' is not an http(s) URL" in result.output
+    assert "keystone.cache_seconds: Input should be less than or equal to 300" in result.output
+    config.write_text('[keystone]\nauth_url = "http://ks:5000/v3"\nusername = "glance"\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "check"], env={})
+    assert "keystone: Value error, username 'glance' is set but not its password" in result.output
+
+
+def test_keystone_auth_without_credentials_says_what_is_missing(tmp_path: Path) -> None:
+    config = tmp_path / "keystone.toml"
+    config.write_text('[api]\nauth = "keystone"\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "check"], env={})
+    assert result.exit_code == 2
+    assert '[api] auth = "keystone" needs a usable [keystone] section' in result.output
+    assert "auth_url (Keystone's v3 URL) is not set; no service credential" in result.output
+
+
+def test_a_keystone_configuration_is_summarised_without_its_secret(tmp_path: Path) -> None:
+    config = tmp_path / "keystone.toml"
+    config.write_text(
+        '[api]\nauth = "keystone"\n[keystone]\nauth_url = "https://ks.example:5000/v3"\n'
+        'username = "glance"\npassword = "s3cret-pass"\ncache_seconds = 60\n'
+    )
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "check"], env={})
+    assert result.exit_code == 0, result.output
+    assert (
+        "keystone https://ks.example:5000/v3 as user glance in project service; "
+        "tokens cached 60 s at most"
+    ) in result.output
+    assert "s3cret-pass" not in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from flows.records import ImageRecord
 from flows.request import ImportRequest
 from flows.steps.inject_metadata import InjectMetadataStep
 from tests.support.fakes import MemoryImages, MemoryTasks
+from worker.api.identity import Identity
+from worker.daemon.messages import TaskMessage, parse_message
 
 
 def _context(tmp_path: Path, requester: RequestContext) -> tuple[ImportContext, MemoryImages]:
@@ -62,3 +65,25 @@ async def test_exempt_roles_are_left_alone(tmp_path: Path, requester: RequestCon
     ctx, images = _context(tmp_path, requester)
     await InjectMetadataStep().execute(ctx)
     assert images.images["img"].properties == {"hw_disk_bus": "ide"}
+
+
+@pytest.mark.parametrize(
+    ("roles", "injected"),
+    [(("admin", "manager", "member", "reader"), False), (("member", "reader"), True)],
+)
+async def test_the_roles_keystone_gave_the_api_decide_in_the_worker(
+    tmp_path: Path, roles: tuple[str, ...], injected: bool
+) -> None:
+    """Roles go API identity -> task message -> worker context, unchanged."""
+    identity = Identity(project_id="p1", user_id="u1", roles=roles, request_id="req-1")
+    sent = TaskMessage(
+        str(uuid.uuid4()),
+        str(uuid.uuid4()),
+        ImportRequest(method="web-download", uri="http://example.org/x"),
+        identity.requester(),
+    )
+    received = parse_message(sent.to_json(), ("default",))
+    assert received.context.roles == roles
+    ctx, images = _context(tmp_path, received.context)
+    await InjectMetadataStep().execute(ctx)
+    assert (images.images["img"].properties["hw_disk_bus"] == "virtio") is injected

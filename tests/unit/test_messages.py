@@ -49,6 +49,17 @@ def test_round_trip() -> None:
     assert parse_message(message.to_json(), STORES) == message
 
 
+def test_the_requesters_token_travels_only_when_set_and_is_never_shown() -> None:
+    message = _message()
+    assert "token" not in json.loads(message.to_json())["context"]
+    context = RequestContext(owner="p1", user_id="u1", roles=("member",), token="gAAAA-secret")
+    signed = TaskMessage(message.task_id, message.image_id, message.request, context)
+    assert json.loads(signed.to_json())["context"]["token"] == "gAAAA-secret"
+    parsed = parse_message(signed.to_json(), STORES)
+    assert parsed.context.token == "gAAAA-secret"
+    assert "gAAAA-secret" not in repr(parsed)
+
+
 def _mutated(**changes: object) -> bytes:
     """A valid message with ``changes`` applied at the top level."""
     body = json.loads(_message().to_json())
@@ -91,6 +102,7 @@ def _mutated(**changes: object) -> bytes:
             "unknown store(s) mars",
         ),
         (_mutated(context={"roles": "admin"}), "bad_field", "context.roles"),
+        (_mutated(context={"token": ["t"]}), "bad_field", "context.token must be a string"),
     ],
 )
 def test_defects_are_rejected_with_their_reason(body: bytes, reason: str, words: str) -> None:

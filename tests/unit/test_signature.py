@@ -440,3 +440,23 @@ async def test_barbican_refuses_path_tricks_before_asking(closed_port: int) -> N
     with pytest.raises(SafetyRefusal) as caught:
         await keys.get_certificate("../../v1/containers")
     assert "is not a valid certificate id" in str(caught.value)
+
+
+async def test_barbican_is_asked_as_the_requester_when_their_token_came(pki: Pki) -> None:
+    signer = make_certificate("barbican signer", "rsa", issuer=pki.ca)
+    barbican = FakeBarbican({CERT_UUID: signer.der()}, tokens={"users-token"})
+    async with serve(barbican) as url:
+        settings = pki.settings(
+            key_manager="barbican",
+            barbican_url=url,
+            keystone_url=f"{url}/identity/v3",
+            application_credential_id="app-cred-id",
+            application_credential_secret="app-cred-secret",
+        )
+        keys = build_key_manager(settings, requester_token="users-token")
+        assert await keys.get_certificate(CERT_UUID) == signer.der()
+        barbican.tokens.clear()  # the user's token expired before the import ran
+        with pytest.raises(KeyManagerRefused) as caught:
+            await build_key_manager(settings, "users-token").get_certificate(CERT_UUID)
+    assert "refused the requester's token (HTTP 401 Unauthorized)" in str(caught.value)
+    assert barbican.issued == 0  # never the worker's own credential instead of the user's

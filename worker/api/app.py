@@ -8,7 +8,14 @@ from aiohttp import web
 
 from worker.api import data, discovery, images, imports, stores, tasks
 from worker.api.errors import Handler, errors_middleware
-from worker.api.identity import IDENTITY_KEY, Identity, from_headers, unauthenticated
+from worker.api.identity import (
+    IDENTITY_KEY,
+    Identity,
+    from_headers,
+    from_keystone,
+    unauthenticated,
+)
+from worker.api.keystone import KeystoneClient
 from worker.api.request_id import (
     REQUEST_ID_KEY,
     add_request_id_header,
@@ -40,7 +47,8 @@ async def _identify(state: ApiState, request: web.Request) -> Identity:
         return unauthenticated(api.default_project, request_id)
     if api.auth == "headers":
         return from_headers(request, request_id)
-    raise NotImplementedError("keystone authentication is configured but not available")
+    assert state.keystone is not None, "open_state builds the Keystone client for auth = keystone"
+    return await from_keystone(request, request_id, state.keystone)
 
 
 def build_app(state: ApiState) -> web.Application:
@@ -65,13 +73,16 @@ async def open_state(settings: Settings) -> ApiState:
         publisher=LazyPublisher(settings.broker),
         stores=build_stores(settings),
         rules=SubmissionRules.from_settings(settings),
+        keystone=KeystoneClient(settings.keystone) if settings.api.auth == "keystone" else None,
     )
 
 
 async def close_state(state: ApiState) -> None:
-    """Close the broker connection, the stores and the database."""
+    """Close the broker connection, the Keystone client, the stores and the database."""
     try:
         await state.publisher.close()
+        if state.keystone is not None:
+            await state.keystone.close()
         for store in state.stores.values():
             await store.close()
     finally:

@@ -59,7 +59,7 @@ async def upload(request: web.Request) -> web.Response:
         state.publisher,
         image_id=image.id,
         request=ImportRequest(method=GLANCE_DIRECT, stores=_header_stores(request)),
-        requester=identity.requester(),
+        requester=state.import_requester(identity, image),
     )
     try:
         async with asyncio.timeout(state.settings.api.upload_wait_seconds):

@@ -5,26 +5,28 @@
 - ``headers``: an authenticating proxy in front (keystonemiddleware's contract) sets
   ``X-Identity-Status: Confirmed``, ``X-Project-Id``, ``X-User-Id`` and ``X-Roles``; a request
   without them is refused with 401.
-- ``keystone``: see :mod:`worker.api.keystone`.
+- ``keystone``: the caller's ``X-Auth-Token`` is validated by Keystone
+  (:mod:`worker.api.keystone`); a missing or invalid token is refused with 401 and
+  ``WWW-Authenticate: Keystone uri="..."``, as keystonemiddleware refuses it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from flows.context import RequestContext
-from worker.api.errors import ApiError
+from worker.api.errors import ApiError, forbidden
+from worker.api.keystone import InvalidToken, KeystoneClient
 from worker.db.catalog import TaskOwner, Viewer
 
 ADMIN = "admin"
 MEMBER = "member"
 READER = "reader"
 
-#: What ``WWW-Authenticate`` says on a 401 (keystonemiddleware's form, once Keystone is used).
-Challenge = Callable[[], str]
+#: keystonemiddleware's 401 message.
+AUTHENTICATION_REQUIRED = "The request you have made requires authentication."
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,7 @@ class Identity:
     roles: tuple[str, ...]
     request_id: str
     #: The caller's token, passed on to services that need it (Barbican), never logged.
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
 
     @property
     def is_admin(self) -> bool:
@@ -61,14 +63,15 @@ class Identity:
         """Who a task row records as its owner."""
         return TaskOwner(owner=self.project_id, user_id=self.user_id, request_id=self.request_id)
 
-    def requester(self) -> RequestContext:
-        """The task message's ``context``."""
+    def requester(self, with_token: bool = False) -> RequestContext:
+        """The task message's ``context``; the caller's token only ``with_token``."""
         return RequestContext(
             owner=self.project_id,
             user_id=self.user_id,
             request_id=self.request_id,
             is_admin=self.is_admin,
             roles=self.roles,
+            token=self.token if with_token else None,
         )
 
 
@@ -112,4 +115,30 @@ def unauthenticated(project: str, request_id: str) -> Identity:
     )
 
 
-Resolver = Callable[[web.Request, str], Awaitable[Identity]]
+async def from_keystone(
+    request: web.Request, request_id: str, keystone: KeystoneClient
+) -> Identity:
+    """The identity of the request's ``X-Auth-Token`` as Keystone validates it, or 401.
+
+    Keystone being unreachable raises :class:`worker.api.keystone.KeystoneUnavailable` (503).
+    """
+    token = request.headers.get("X-Auth-Token", "")
+    challenge = {"WWW-Authenticate": keystone.challenge}
+    if not token:
+        raise ApiError(401, AUTHENTICATION_REQUIRED, headers=challenge)
+    try:
+        info = await keystone.validate(token)
+    except InvalidToken:
+        raise ApiError(401, AUTHENTICATION_REQUIRED, headers=challenge) from None
+    if info.project_id is None:
+        raise forbidden(
+            "Your token is not scoped to a project; the Image API needs a project-scoped token "
+            "(set OS_PROJECT_NAME, or --os-project-name)."
+        )
+    return Identity(
+        project_id=info.project_id,
+        user_id=info.user_id,
+        roles=info.roles,
+        request_id=request_id,
+        token=token,
+    )

@@ -49,7 +49,7 @@ async def import_image(request: web.Request) -> web.Response:
         state.publisher,
         image_id=image.id,
         request=import_request,
-        requester=identity.requester(),
+        requester=state.import_requester(identity, image),
     )
     log.info(
         "task %s: %s of image %s enqueued",

@@ -10,6 +10,8 @@ from aiohttp import web
 
 from worker.address import parse_address
 from worker.api.app import build_app, close_state, open_state
+from worker.api.keystone import KeystoneUnavailable
+from worker.api.state import ApiState
 from worker.daemon.startup import DependencyRefused, database, reach
 from worker.settings import Settings
 
@@ -41,12 +43,33 @@ async def serve(settings: Settings) -> None:
                 address[0],
                 address[1],
             )
+            await _report_catalog(state)
             await _until_signalled()
             log.info("stopping: finishing requests in flight")
         finally:
             await runner.cleanup()
     finally:
         await close_state(state)
+
+
+async def _report_catalog(state: ApiState) -> None:
+    """With Keystone: log where the catalog sends clients (it never stops the API starting)."""
+    if state.keystone is None:
+        return
+    region = state.settings.keystone.region_name
+    try:
+        endpoints = await state.keystone.image_endpoints()
+    except KeystoneUnavailable:
+        log.warning("keystone: cannot log in to read the catalog now; will validate tokens later")
+        return
+    if endpoints:
+        log.info("keystone: image endpoints in region %s: %s", region, "; ".join(endpoints))
+    else:
+        log.warning(
+            "keystone: the catalog has no image endpoint in region %s: clients that use the "
+            "catalog will not find this API (register it: openstack endpoint create ... image)",
+            region,
+        )
 
 
 async def _until_signalled() -> None:

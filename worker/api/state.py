@@ -6,8 +6,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from flows.context import RequestContext
+from flows.records import ImageRecord
+from flows.signing.properties import is_signed
 from flows.stores.base import Store
 from worker.api.identity import Identity
+from worker.api.keystone import KeystoneClient
 from worker.daemon.client import LazyPublisher
 from worker.db.catalog import SqlCatalog
 from worker.services import Records
@@ -26,6 +30,8 @@ class ApiState:
     publisher: LazyPublisher
     stores: dict[str, Store]
     rules: SubmissionRules
+    #: The token validator when ``[api] auth = "keystone"``.
+    keystone: KeystoneClient | None = None
 
     @property
     def catalog(self) -> SqlCatalog:
@@ -36,6 +42,16 @@ class ApiState:
         """Whether ``identity`` sees image locations (``[api] show_locations``)."""
         mode = self.settings.api.show_locations
         return mode == "everyone" or (mode == "admin" and identity.is_admin)
+
+    def import_requester(self, identity: Identity, image: ImageRecord) -> RequestContext:
+        """The context of an import task of ``image``.
+
+        The caller's token travels only when the worker must act as the caller: a signed
+        image whose certificate Barbican holds (Glance reads it with the user's context). A
+        token in a queued message is a secret at rest, so no other message carries one.
+        """
+        barbican = self.settings.signature.key_manager == "barbican"
+        return identity.requester(with_token=barbican and is_signed(image.properties))
 
 
 def state_of(request: web.Request) -> ApiState:

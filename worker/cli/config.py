@@ -32,3 +32,13 @@ def config_check(env: Env) -> None:
         f"{name} ({config.type})" for name, config in settings.stores.backends.items()
     )
     click.echo(f"  stores   {stores}; default {settings.stores.default}")
+    click.echo(f"  api      {settings.api.listen}, auth {settings.api.auth}")
+    if settings.api.auth == "keystone":
+        keystone = settings.keystone
+        who = keystone.application_credential_id or (
+            f"user {keystone.username} in project {keystone.project_name}"
+        )
+        click.echo(
+            f"  keystone {keystone.auth_url} as {who}; tokens cached "
+            f"{keystone.cache_seconds:g} s at most"
+        )

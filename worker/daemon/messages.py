@@ -99,17 +99,16 @@ class TaskMessage:
         }
         if self.request is not None:
             body["import_req"] = self.request.to_body()
-        body.update(
-            {
-                "context": {
-                    "owner": self.context.owner,
-                    "user_id": self.context.user_id,
-                    "request_id": self.context.request_id,
-                    "is_admin": self.context.is_admin,
-                    "roles": list(self.context.roles),
-                },
-            }
-        )
+        context: dict[str, Any] = {
+            "owner": self.context.owner,
+            "user_id": self.context.user_id,
+            "request_id": self.context.request_id,
+            "is_admin": self.context.is_admin,
+            "roles": list(self.context.roles),
+        }
+        if self.context.token is not None:
+            context["token"] = self.context.token
+        body["context"] = context
         return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -261,6 +260,7 @@ def _context(raw: object, task_id: str) -> RequestContext:
         request_id=_optional_str(raw, "request_id", task_id),
         is_admin=is_admin,
         roles=tuple(roles),
+        token=_optional_str(raw, "token", task_id),
     )
 
 
