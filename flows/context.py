@@ -11,7 +11,7 @@ from flows.lease import Lease
 from flows.observer import FlowObserver, NullObserver
 from flows.ports import ImageRepository, TaskRepository
 from flows.progress import Progress
-from flows.records import DataFacts, ImageRecord
+from flows.records import DataFacts, ImageFormats, ImageRecord
 from flows.request import COPY_IMAGE, ImportRequest
 from flows.stores.base import Store
 
@@ -49,6 +49,9 @@ class ImportContext:
     progress: Progress = field(default_factory=Progress)
     #: The task's hold on the image, held by the runner around the whole flow.
     lease: Lease | None = None
+    #: The image's formats when the import was requested (kept in the task's input). A
+    #: resumed task puts them back first: a dead attempt may have recorded its conversion's.
+    requested_formats: ImageFormats | None = None
 
     # -- learned while running ------------------------------------------------------------
     #: The image as the lock step found it (set once it checked this task may import it).
@@ -61,6 +64,8 @@ class ImportContext:
     source_format: str | None = None
     #: The file the stores are written from (the conversion's output, or the staged file).
     data_path: Path | None = None
+    #: The format the conversion produced and recorded (None: nothing was converted).
+    converted_to: str | None = None
     #: Virtual size reported for the data to store.
     virtual_size: int | None = None
     #: Hashes of the data to store, computed once in the background.

@@ -14,6 +14,9 @@ from flows.staging_space import check_staging_space
 
 log = logging.getLogger(__name__)
 
+#: The container format of converted data (Glance's image_conversion sets it).
+BARE = "bare"
+
 
 class ConvertStep:
     """Converts the staged bits when their format differs from the configured target.
@@ -49,6 +52,7 @@ class ConvertStep:
             result = await asyncio.to_thread(inspect_file, output, target_format, policy)
             ctx.data_path = output
             ctx.virtual_size = result.virtual_size
+            await _record_formats(ctx, target_format)
             log.debug("converted %s to %s", ctx.source_format, target_format)
         else:
             ctx.data_path = ctx.staged_path
@@ -65,6 +69,29 @@ class ConvertStep:
             await asyncio.gather(ctx.data_facts, return_exceptions=True)
             ctx.data_facts = None
         if isinstance(error, LockLost):
-            return  # the staging files now belong to the task holding the image
+            return  # the staging files and the record now belong to the task holding the image
+        await _restore_formats(ctx)
         if ctx.settings.convert_to:
             ctx.staging_file(f".{ctx.settings.convert_to}").unlink(missing_ok=True)
+
+
+async def _record_formats(ctx: ImportContext, target_format: str) -> None:
+    """Say what the stores will hold, as Glance's image_conversion does after converting.
+
+    ``disk_format`` becomes the target format and ``container_format`` ``bare``; ``size`` is
+    recorded with the hashes (the converted data's) before the image goes active.
+    """
+    await ctx.assert_holds()
+    ctx.converted_to = target_format
+    await ctx.images.set_formats(ctx.image_id, target_format, BARE)
+
+
+async def _restore_formats(ctx: ImportContext) -> None:
+    """Put back the formats the image had before this conversion recorded its own."""
+    if ctx.converted_to is None or ctx.image is None:
+        return
+    original = ctx.image
+    await ctx.images.set_formats(
+        ctx.image_id, original.disk_format or "", original.container_format or ""
+    )
+    ctx.converted_to = None

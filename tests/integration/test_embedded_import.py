@@ -100,6 +100,7 @@ async def test_qcow2_into_three_stores_is_exact_and_sparse(
     assert image.os_hash_algo == "sha512" and image.os_hash_value == sha512_of(expected)
     assert image.checksum == md5_of(expected)
     assert image.size == VIRTUAL and image.virtual_size == VIRTUAL
+    assert (image.disk_format, image.container_format) == ("raw", "bare")
     assert not image.properties.get(IMPORT_LOCK)
     assert result.task.status == "success"
     for store in STORES:
@@ -151,6 +152,7 @@ async def test_second_store_unwritable_when_every_store_must_succeed(
     assert image.stores == [] and image.locations == ()
     assert image.store_list(FAILED_IMPORT) == ["dcn0"]
     assert image.store_list(IMPORTING_TO_STORES) == []
+    assert (image.disk_format, image.container_format) == ("qcow2", "bare")
     assert "store:dcn0" in result.task.message and "Operation not permitted" in result.task.message
     assert result.task.status == "failure"
     for store in STORES:
@@ -324,6 +326,9 @@ def test_cli_import_show_and_list(tmp_path: Path, qcow2_image: Path) -> None:
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     assert shown["status"] == "active" and shown["stores"] == "central,dcn0,dcn1"
+    # What the stores hold, as Glance's image_conversion records it.
+    assert (shown["disk_format"], shown["container_format"]) == ("raw", "bare")
+    assert shown["size"] == VIRTUAL
     again = cli("show", shown["id"], "--json")
     assert set(json.loads(again.stdout)) == {
         "id",
@@ -338,6 +343,7 @@ def test_cli_import_show_and_list(tmp_path: Path, qcow2_image: Path) -> None:
         "os_hash_algo",
         "os_hash_value",
         "disk_format",
+        "container_format",
         "locations",
     }
     assert [loc["metadata"]["store"] for loc in json.loads(again.stdout)["locations"]] == STORES
@@ -356,6 +362,11 @@ def test_cli_import_show_and_list(tmp_path: Path, qcow2_image: Path) -> None:
             "--stores",
             "central,dcn0,dcn1",
             "--no-allow-failure",
+            "--json",
         )
     assert failed.returncode == 1
     assert "store:dcn0" in failed.stderr and "Traceback" not in failed.stderr
+    # The revert put back what the image was: nothing was stored.
+    reverted = json.loads(cli("show", json.loads(failed.stdout)["id"], "--json").stdout)
+    assert reverted["status"] == "failed" and reverted["stores"] == ""
+    assert (reverted["disk_format"], reverted["container_format"]) == ("qcow2", "bare")

@@ -1,0 +1,166 @@
+"""Running import flows in unit tests: in-memory records, real file stores, a journal of the
+image record after every step (and every store of a parallel group) ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from flows.config import FlowSettings
+from flows.context import ImportContext
+from flows.errors import StoreWriteFailed
+from flows.records import (
+    FAILED_IMPORT,
+    IMPORT_LOCK,
+    IMPORTING_TO_STORES,
+    OS_HASH_ALGO,
+    DataFacts,
+    ImageRecord,
+    TaskRecord,
+)
+from flows.request import ImportRequest
+from flows.sparse import ImageReader
+from flows.stores.base import ProgressCallback, Store, StoredImage
+from flows.stores.file import FileStore, FileStoreConfig
+from tests.support.fakes import MemoryImages, MemoryTasks
+
+#: What a journal row keeps of the image: (status, importing, failed).
+Fields = Callable[[ImageRecord], tuple[str, ...]]
+
+
+def lists(image: ImageRecord) -> tuple[str, ...]:
+    """Status and the two store lists, as the guide's table shows them."""
+    return (
+        image.status,
+        image.properties.get(IMPORTING_TO_STORES, ""),
+        image.properties.get(FAILED_IMPORT, ""),
+    )
+
+
+class Journal:
+    """A step timer that writes down the image record each time a step reports its end."""
+
+    def __init__(self, images: MemoryImages, image_id: str, fields: Fields = lists) -> None:
+        self.images = images
+        self.image_id = image_id
+        self.fields = fields
+        self.rows: list[tuple[str, ...]] = []
+
+    def step_finished(self, step: str, seconds: float, result: str) -> None:
+        """Record ``(step, result, *fields)``."""
+        self.rows.append((step, result, *self.fields(self.images.images[self.image_id])))
+
+    def take(self, label: str) -> None:
+        """Record the image now, under ``label``."""
+        self.rows.append((label, "", *self.fields(self.images.images[self.image_id])))
+
+    def executed(self) -> list[tuple[str, ...]]:
+        """The rows of steps that ran forward (reverts left out), without the result."""
+        return [(row[0], *row[2:]) for row in self.rows if row[1] in ("success", "failure", "")]
+
+
+class BrokenStore(FileStore):
+    """A file store whose writes always fail."""
+
+    async def add(
+        self, image_id: str, reader: ImageReader, progress: ProgressCallback | None = None
+    ) -> StoredImage:
+        raise StoreWriteFailed(self.name, "disk on fire")
+
+
+class GatedStore(FileStore):
+    """A file store that waits for ``gate`` before it writes (a slow site, under the test's
+    control), then fails if ``fail`` is set."""
+
+    def __init__(self, name: str, config: FileStoreConfig, *, fail: bool = False) -> None:
+        super().__init__(name, config)
+        self.gate = asyncio.Event()
+        self.fail = fail
+        self.started = asyncio.Event()
+
+    async def add(
+        self, image_id: str, reader: ImageReader, progress: ProgressCallback | None = None
+    ) -> StoredImage:
+        self.started.set()
+        await self.gate.wait()
+        if self.fail:
+            raise StoreWriteFailed(self.name, "site went dark")
+        return await super().add(image_id, reader, progress)
+
+
+def file_store(tmp_path: Path, name: str, kind: type[FileStore] = FileStore) -> FileStore:
+    """A file store ``name`` under ``tmp_path/name``."""
+    return kind(name, FileStoreConfig(type="file", path=str(tmp_path / name)))
+
+
+def queued_image(images: MemoryImages, tasks: MemoryTasks, disk_format: str = "raw") -> None:
+    """Image ``img`` (queued, locked by task ``task``) and its pending task."""
+    images.put(
+        ImageRecord(
+            id="img",
+            name="x",
+            status="queued",
+            disk_format=disk_format,
+            container_format="bare",
+            properties={IMPORT_LOCK: "task"},
+        )
+    )
+    tasks.put(TaskRecord(id="task", type="api_image_import", status="pending", image_id="img"))
+
+
+def make_context(
+    tmp_path: Path,
+    stores: dict[str, Store],
+    *,
+    allow_failure: bool,
+    images: MemoryImages | None = None,
+    tasks: MemoryTasks | None = None,
+    method: str = "web-download",
+    **settings: object,
+) -> ImportContext:
+    """An import context for image ``img`` and task ``task`` writing to ``stores`` in order."""
+    if images is None or tasks is None:
+        images, tasks = MemoryImages(), MemoryTasks()
+        queued_image(images, tasks)
+    request = ImportRequest(
+        method=method,
+        uri="http://x/y" if method == "web-download" else None,
+        stores=tuple(stores),
+        all_stores_must_succeed=not allow_failure,
+    )
+    return ImportContext(
+        task_id="task",
+        image_id="img",
+        worker_id="w",
+        request=request,
+        images=images,
+        tasks=tasks,
+        stores=stores,
+        default_store=next(iter(stores)),
+        settings=FlowSettings(staging_dir=tmp_path / "staging", **settings),  # type: ignore[arg-type]
+    )
+
+
+class PreparedData:
+    """Stands in for stage/inspect/convert: the data file is ready and its hashes known."""
+
+    name = "prepared"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def execute(self, ctx: ImportContext) -> None:
+        ctx.data_path = self.path
+        size = self.path.stat().st_size
+        facts = DataFacts(
+            size=size,
+            virtual_size=size,
+            checksum="0" * 32,
+            os_hash_value="1" * 128,
+            os_hash_algo=OS_HASH_ALGO,
+        )
+        ctx.data_facts = asyncio.get_running_loop().create_task(asyncio.sleep(0, facts))
+
+    async def revert(self, ctx: ImportContext, error: BaseException) -> None:
+        return None
