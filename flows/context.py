@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flows.config import FlowSettings
+from flows.fanout import FanOut
 from flows.lease import Lease
 from flows.observer import FlowObserver, NullObserver
 from flows.ports import ImageRepository, TaskRepository
@@ -76,6 +77,10 @@ class ImportContext:
     failed: dict[str, str] = field(default_factory=dict)
     #: Whether this flow already set the image active.
     activated: bool = False
+    #: Held while the image is being activated (stores written at once may race to it).
+    activation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The one read of the data shared by the stores being written at once, while they are.
+    fanout: FanOut | None = None
 
     async def assert_holds(self) -> None:
         """Raise :class:`flows.errors.LockLost` unless this task still holds its image."""

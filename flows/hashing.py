@@ -24,8 +24,19 @@ def digest_file(
     stop: threading.Event | None = None,
 ) -> str:
     """Hex digest of the whole file, zeros included, without reading its holes (blocking)."""
+    with SparseFileReader(path) as reader:
+        return digest_reader(reader, algorithm, chunk_size, stop)
+
+
+def digest_reader(
+    reader: SparseFileReader,
+    algorithm: str,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    stop: threading.Event | None = None,
+) -> str:
+    """Hex digest of everything ``reader`` yields, zero runs fed from a zero buffer (blocking)."""
     digest = hashlib.new(algorithm)
-    for segment in SparseFileReader(path).segments(chunk_size):
+    for segment in reader.segments(chunk_size):
         check_stop(stop)
         if segment.data is not None:
             digest.update(segment.data)

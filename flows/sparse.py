@@ -52,6 +52,10 @@ class ImageReader(Protocol):
         """Yield the image in offset order as data chunks and zero runs (blocking)."""
         ...
 
+    def close(self) -> None:
+        """Release what the reader holds (whoever opened it closes it; twice is fine)."""
+        ...
+
 
 def is_all_zero(chunk: bytes | memoryview) -> bool:
     """Tell whether ``chunk`` holds only zero bytes (a memcmp against a zero buffer).
@@ -99,11 +103,24 @@ def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
 
 
 class SparseFileReader:
-    """An :class:`ImageReader` over a local file: holes are skipped, zero chunks detected."""
+    """An :class:`ImageReader` over a local file: holes are skipped, zero chunks detected.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    The file is opened at once, so a reader made before the file is renamed or removed still
+    reads it. :meth:`sharing` reads through a descriptor the caller keeps (``pread`` and
+    ``SEEK_DATA`` never rely on the shared file offset, so any number of readers may share
+    one descriptor, from any threads).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fd: int | None = None) -> None:
         self.path = os.fspath(path)
-        self._size = os.stat(self.path).st_size
+        self._owns_fd = fd is None
+        self._fd: int | None = os.open(self.path, os.O_RDONLY) if fd is None else fd
+        self._size = os.fstat(self._fd).st_size
+
+    @classmethod
+    def sharing(cls, fd: int, path: str | os.PathLike[str]) -> SparseFileReader:
+        """A reader over ``fd`` (the file at ``path``), which its owner keeps and closes."""
+        return cls(path, fd=fd)
 
     @property
     def size(self) -> int:
@@ -112,11 +129,21 @@ class SparseFileReader:
 
     def segments(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[Segment]:
         """Yield data chunks read with ``pread`` and zero runs for holes and zero chunks."""
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            yield from self._segments(fd, chunk_size)
-        finally:
+        if self._fd is None:
+            raise ValueError(f"reader of {self.path} is closed")
+        yield from self._segments(self._fd, chunk_size)
+
+    def close(self) -> None:
+        """Close the file (unless the descriptor is shared)."""
+        fd, self._fd = self._fd, None
+        if fd is not None and self._owns_fd:
             os.close(fd)
+
+    def __enter__(self) -> SparseFileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _segments(self, fd: int, chunk_size: int) -> Iterator[Segment]:
         position = 0

@@ -70,23 +70,26 @@ class BrokenStore(FileStore):
 
 
 class GatedStore(FileStore):
-    """A file store that waits for ``gate`` before it writes (a slow site, under the test's
-    control), then fails if ``fail`` is set."""
+    """A file store whose write, once the data is written, ends only when the test opens
+    ``gate``: then it succeeds, or (``fail``) removes what it wrote and fails. The test
+    decides the order in which stores written at once end."""
 
     def __init__(self, name: str, config: FileStoreConfig, *, fail: bool = False) -> None:
         super().__init__(name, config)
         self.gate = asyncio.Event()
         self.fail = fail
-        self.started = asyncio.Event()
 
     async def add(
         self, image_id: str, reader: ImageReader, progress: ProgressCallback | None = None
     ) -> StoredImage:
-        self.started.set()
+        stored = await super().add(image_id, reader, progress)
+        # Cancelled here, the data stays where no location names it: like a write cancelled
+        # mid-way, the step's revert must discard it.
         await self.gate.wait()
         if self.fail:
+            await self.delete(stored.url)
             raise StoreWriteFailed(self.name, "site went dark")
-        return await super().add(image_id, reader, progress)
+        return stored
 
 
 def file_store(tmp_path: Path, name: str, kind: type[FileStore] = FileStore) -> FileStore:
