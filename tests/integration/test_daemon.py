@@ -19,11 +19,11 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from flows.context import RequestContext
-from flows.records import TaskRecord
+from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, TaskRecord
 from flows.request import ImportRequest
 from tests.support.enqueue import enqueue, publish
 from tests.support.http import serve_app
-from tests.support.images import MiB, make_sparse_raw
+from tests.support.images import MiB, convert, make_sparse_raw
 from tests.support.services import require_tcp
 from tests.support.workers import (
     Topology,
@@ -89,8 +89,12 @@ async def _opened(config: Path) -> AsyncIterator[Services]:
         await services.close()
 
 
-async def _enqueue(services: Services, uri: str, stores: list[str] = STORES) -> tuple[str, str]:
-    image = await services.images.create(name="it", disk_format="raw", container_format="bare")
+async def _enqueue(
+    services: Services, uri: str, stores: list[str] = STORES, disk_format: str = "raw"
+) -> tuple[str, str]:
+    image = await services.images.create(
+        name="it", disk_format=disk_format, container_format="bare"
+    )
     request = ImportRequest(
         method="web-download", uri=uri, stores=tuple(stores), all_stores_must_succeed=True
     )
@@ -283,6 +287,58 @@ async def test_kill_9_mid_store_write_is_finished_by_another_worker(
             survivor = next(w for w in workers if w is not victim)
             assert "taking over task" in survivor.output()
             assert _files(stores) == sorted(f"{s}/{image_id}" for s in STORES)
+            assert not any((tmp_path / "staging").iterdir())
+
+
+@pytest.mark.usefixtures("cleanup_broker")
+async def test_kill_9_mid_parallel_store_writes_leaves_the_guide_s_record(
+    tmp_path: Path, postgres_url: str, topology: Topology, source: str
+) -> None:
+    """Three stores written at once from a converted qcow2; the writer dies mid-way."""
+    stores_names = ("central", "dcn0", "dcn1")
+    config = write_config(
+        tmp_path,
+        postgres_url,
+        topology,
+        stores=stores_names,
+        lease_seconds=6,
+        heartbeat_seconds=1,
+        concurrency=1,
+        max_parallel_stores=3,
+    )
+    www = tmp_path / "www"
+    convert(www / "big.raw", www / "big.qcow2", "raw", "qcow2")
+    async with _opened(config) as services:
+        stores = tmp_path / "stores"
+        with running_workers(config, tmp_path, 2) as workers:
+            image_id, task_id = await _enqueue(
+                services, f"{source}/big.qcow2", list(stores_names), disk_format="qcow2"
+            )
+
+            async def writing() -> bool:
+                partials = {p.parent.name for p in stores.rglob("*.partial")}
+                return len(partials) >= 2
+
+            await _until(writing, 120, "the store writes to start", every=0.02)
+            holder = (await services.tasks.get(task_id)).claimed_by
+            victim = next(w for w in workers if w.name == holder)
+            os.kill(victim.process.pid, signal.SIGKILL)
+            victim.process.wait()
+            task = await _terminal(services, task_id)
+            assert task.status == "success", task.message
+            image = await services.images.get(image_id)
+            assert image.status == "active"
+            assert sorted(image.stores) == sorted(stores_names)
+            assert image.store_list(IMPORTING_TO_STORES) == []
+            assert image.store_list(FAILED_IMPORT) == []
+            assert (image.disk_format, image.container_format) == ("raw", "bare")
+            assert image.size == 512 * MiB
+            assert not image.properties.get(IMPORT_LOCK)
+            survivor = next(w for w in workers if w is not victim)
+            assert "taking over task" in survivor.output()
+            # The dead attempt had converted (raw/bare recorded): the bits are qcow2 again.
+            assert "restoring formats qcow2/bare" in survivor.output()
+            assert _files(stores) == sorted(f"{s}/{image_id}" for s in stores_names)
             assert not any((tmp_path / "staging").iterdir())
 
 
