@@ -65,6 +65,9 @@ class ImportContext:
     source_format: str | None = None
     #: The file the stores are written from (the conversion's output, or the staged file).
     data_path: Path | None = None
+    #: Stores the conversion wrote into directly: their hidden file, which their step
+    #: publishes (and which is removed if it never is).
+    prewritten: dict[str, Path] = field(default_factory=dict)
     #: The format the conversion produced and recorded (None: nothing was converted).
     converted_to: str | None = None
     #: Virtual size reported for the data to store.

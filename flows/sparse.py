@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -113,8 +114,9 @@ class SparseFileReader:
 
     def __init__(self, path: str | os.PathLike[str], *, fd: int | None = None) -> None:
         self.path = os.fspath(path)
-        self._owns_fd = fd is None
         self._fd: int | None = os.open(self.path, os.O_RDONLY) if fd is None else fd
+        # A reader dropped unclosed (its task cancelled before it ran) still closes its file.
+        self._release = weakref.finalize(self, os.close, self._fd) if fd is None else None
         self._size = os.fstat(self._fd).st_size
 
     @classmethod
@@ -135,9 +137,9 @@ class SparseFileReader:
 
     def close(self) -> None:
         """Close the file (unless the descriptor is shared)."""
-        fd, self._fd = self._fd, None
-        if fd is not None and self._owns_fd:
-            os.close(fd)
+        self._fd = None
+        if self._release is not None:
+            self._release()
 
     def __enter__(self) -> SparseFileReader:
         return self

@@ -34,15 +34,15 @@ def _copy_sparse(source: Path, dest: Path) -> int:
     if not source.is_file():
         raise SourceError(f"{source}: no such file to stage")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    reader = SparseFileReader(source)
     partial = dest.with_name(dest.name + ".upload")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    try:
-        write_sparse(reader, fd)
-    except BaseException:
+    with SparseFileReader(source) as reader:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            write_sparse(reader, fd)
+        except BaseException:
+            os.close(fd)
+            partial.unlink(missing_ok=True)
+            raise
         os.close(fd)
-        partial.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(partial, dest)
-    return reader.size
+        os.replace(partial, dest)
+        return reader.size

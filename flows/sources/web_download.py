@@ -175,8 +175,9 @@ async def _receive(
             progress(len(buffer))
         if announced is not None and total != announced:
             raise SourceUnavailable(f"{shown}: got {total} of {announced} announced bytes")
-        await _staging_io(os.ftruncate, fd, total)  # a trailing hole has no bytes
-        await _staging_io(os.fsync, fd)
+        # A trailing hole has no bytes. No fsync: the staging area is scratch space that the
+        # import empties within seconds, and a task resumed after a crash downloads again.
+        await _staging_io(os.ftruncate, fd, total)
     finally:
         await asyncio.to_thread(os.close, fd)
     if expected is not None and hasher.hexdigest() != expected.value:

@@ -21,6 +21,7 @@ from flows.fanout import FanOut
 from flows.records import FAILED_IMPORT, IMPORTING_TO_STORES
 from flows.sparse import ImageReader, SparseFileReader
 from flows.states import ImageStatus
+from flows.stores.base import InPlaceWritable, ProgressCallback, StoredImage
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +90,12 @@ class StoreStep:
             if skipped:
                 ctx.observer.bytes_skipped(self.store, skipped)
 
-        reader = await self._reader(ctx)
         self._writing = True
         try:
-            stored = await store.add(ctx.image_id, reader, count)
+            stored = await self._store(ctx, count)
         except StoreWriteFailed:
             self._writing = False  # a store that reports a failure left nothing behind
             raise
-        finally:
-            reader.close()
         self._url, self._writing = stored.url, False
         try:
             await ctx.assert_holds()
@@ -113,6 +111,23 @@ class StoreStep:
             stored.bytes_skipped,
         )
         return stored.url
+
+    async def _store(self, ctx: ImportContext, count: ProgressCallback) -> StoredImage:
+        """Publish what the conversion wrote into this store, or write the data."""
+        store = ctx.stores[self.store]
+        partial = ctx.prewritten.get(self.store)
+        if partial is not None and isinstance(store, InPlaceWritable):
+            stored = await store.publish(ctx.image_id, partial)
+            del ctx.prewritten[self.store]
+            # The data now lives under its final name; later readers open it there.
+            ctx.data_path = store.local_path(stored.url)
+            count(stored.bytes_written, stored.bytes_skipped)
+            return stored
+        reader = await self._reader(ctx)
+        try:
+            return await store.add(ctx.image_id, reader, count)
+        finally:
+            reader.close()
 
     async def _reader(self, ctx: ImportContext) -> ImageReader:
         if ctx.fanout is not None:
@@ -170,10 +185,14 @@ def store_group(steps: list[StoreStep]) -> Parallel[ImportContext]:
 
 @contextlib.asynccontextmanager
 async def _shared_read(ctx: ImportContext, names: list[str]) -> AsyncIterator[None]:
-    """One read of ``ctx.data_path`` fanned out to the stores ``names`` while they write."""
+    """One read of ``ctx.data_path`` fanned out to the stores ``names`` while they write.
+
+    A store the conversion already wrote into only publishes its file: it reads nothing.
+    """
     assert ctx.data_path is not None
+    readers = [name for name in names if name not in ctx.prewritten]
     source = await asyncio.to_thread(SparseFileReader, ctx.data_path)
-    ctx.fanout = FanOut(source, names, ctx.settings.chunk_size)
+    ctx.fanout = FanOut(source, readers, ctx.settings.chunk_size)
     try:
         yield
     finally:

@@ -4,18 +4,22 @@ image record after every step (and every store of a parallel group) ends."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from flows.config import FlowSettings
 from flows.context import ImportContext
+from flows.engine import FlowFailed
 from flows.errors import StoreWriteFailed
+from flows.import_flow import build_import_flow
 from flows.records import (
     FAILED_IMPORT,
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
     OS_HASH_ALGO,
     DataFacts,
+    ImageFormats,
     ImageRecord,
     TaskRecord,
 )
@@ -24,6 +28,10 @@ from flows.sparse import ImageReader
 from flows.stores.base import ProgressCallback, Store, StoredImage
 from flows.stores.file import FileStore, FileStoreConfig
 from tests.support.fakes import MemoryImages, MemoryTasks
+from tests.support.images import MiB, convert, make_sparse_raw
+
+#: The virtual size of the image :func:`import_staged` imports.
+STAGED_VIRTUAL = 16 * MiB
 
 #: What a journal row keeps of the image: (status, importing, failed).
 Fields = Callable[[ImageRecord], tuple[str, ...]]
@@ -46,10 +54,14 @@ class Journal:
         self.image_id = image_id
         self.fields = fields
         self.rows: list[tuple[str, ...]] = []
+        #: Called with ``(step, result)`` after each row (a test looking at more than the record).
+        self.hooks: list[Callable[[str, str], None]] = []
 
     def step_finished(self, step: str, seconds: float, result: str) -> None:
         """Record ``(step, result, *fields)``."""
         self.rows.append((step, result, *self.fields(self.images.images[self.image_id])))
+        for hook in self.hooks:
+            hook(step, result)
 
     def take(self, label: str) -> None:
         """Record the image now, under ``label``."""
@@ -167,3 +179,59 @@ class PreparedData:
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
         return None
+
+
+async def import_staged(
+    tmp_path: Path,
+    journal_fields: Fields,
+    *,
+    disk_format: str,
+    container_format: str = "bare",
+    bits: str | None = None,
+    kinds: dict[str, type[FileStore]] | None = None,
+    allow_failure: bool = True,
+    status: str = "uploading",
+    requested: ImageFormats | None = None,
+    observe: Callable[[str, ImportContext], object] | None = None,
+) -> tuple[ImportContext, Journal, BaseException | None]:
+    """Run the whole import flow (glance-direct) of a 16 MiB image into file stores.
+
+    The image says ``disk_format``/``container_format``; the staged bits are in format
+    ``bits`` (default: ``disk_format``). ``kinds`` maps each target store, in order, to its
+    class (default: central and dcn0, plain file stores). ``observe(step, ctx)`` is called
+    each time a step reports its end.
+    """
+    raw = tmp_path / "source.raw"
+    make_sparse_raw(raw, STAGED_VIRTUAL, [(0, MiB), (8 * MiB, MiB)])
+    bits = bits or disk_format
+    source = raw if bits == "raw" else convert(raw, tmp_path / f"s.{bits}", "raw", bits)
+    (tmp_path / "staging").mkdir()
+    shutil.copy(source, tmp_path / "staging" / "img")
+    images, tasks = MemoryImages(), MemoryTasks()
+    queued_image(images, tasks, disk_format)
+    await images.set_formats("img", disk_format, container_format)
+    await images.set_status("img", status)
+    kinds = kinds or {"central": FileStore, "dcn0": FileStore}
+    stores: dict[str, Store] = {
+        name: file_store(tmp_path, name, kind) for name, kind in kinds.items()
+    }
+    ctx = make_context(
+        tmp_path,
+        stores,
+        allow_failure=allow_failure,
+        images=images,
+        tasks=tasks,
+        method="glance-direct",
+    )
+    ctx.requested_formats = requested or ImageFormats(disk_format, container_format)
+    journal = Journal(images, "img", journal_fields)
+    if observe is not None:
+        journal.hooks.append(lambda step, _result: observe(step, ctx))
+    journal.take("start")
+    error: BaseException | None = None
+    try:
+        await build_import_flow(ctx, list(stores)).run(ctx, journal)
+    except FlowFailed as failed:
+        error = failed
+    journal.take("end")
+    return ctx, journal, error

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from flows.engine import FlowFailed
-from flows.import_flow import build_import_flow
 from flows.records import ImageFormats, ImageRecord
-from flows.stores.base import Store
 from flows.stores.file import FileStore
-from tests.support.fakes import MemoryImages, MemoryTasks
-from tests.support.flows import BrokenStore, Journal, file_store, make_context, queued_image
-from tests.support.images import MiB, convert, make_sparse_raw
+from tests.support.fakes import MemoryImages
+from tests.support.flows import STAGED_VIRTUAL as VIRTUAL
+from tests.support.flows import BrokenStore, Journal, import_staged
 from tests.support.services import require_program
-
-VIRTUAL = 16 * MiB
 
 
 @pytest.fixture(autouse=True)
@@ -33,49 +29,15 @@ async def run(
     tmp_path: Path,
     *,
     disk_format: str,
-    container_format: str = "bare",
-    bits: str | None = None,
     broken: frozenset[str] = frozenset(),
-    allow_failure: bool = True,
-    status: str = "uploading",
-    requested: ImageFormats | None = None,
+    **options: Any,
 ) -> tuple[Journal, MemoryImages, BaseException | None]:
-    """Import a 16 MiB image (glance-direct) as ``disk_format`` into central and dcn0.
-
-    The staged bits are in format ``bits`` (default: ``disk_format``).
-    """
-    raw = tmp_path / "source.raw"
-    make_sparse_raw(raw, VIRTUAL, [(0, MiB), (8 * MiB, MiB)])
-    bits = bits or disk_format
-    source = raw if bits == "raw" else convert(raw, tmp_path / "s.qcow2", "raw", bits)
-    (tmp_path / "staging").mkdir()
-    shutil.copy(source, tmp_path / "staging" / "img")
-    images, tasks = MemoryImages(), MemoryTasks()
-    queued_image(images, tasks, disk_format)
-    await images.set_formats("img", disk_format, container_format)
-    await images.set_status("img", status)
-    stores: dict[str, Store] = {
-        name: file_store(tmp_path, name, BrokenStore if name in broken else FileStore)
-        for name in ("central", "dcn0")
-    }
-    ctx = make_context(
-        tmp_path,
-        stores,
-        allow_failure=allow_failure,
-        images=images,
-        tasks=tasks,
-        method="glance-direct",
+    """Import into central and dcn0 (``broken`` ones fail), journaling the formats."""
+    kinds = {name: BrokenStore if name in broken else FileStore for name in ("central", "dcn0")}
+    ctx, journal, error = await import_staged(
+        tmp_path, formats, disk_format=disk_format, kinds=kinds, **options
     )
-    ctx.requested_formats = requested or ImageFormats(disk_format, container_format)
-    journal = Journal(images, "img", formats)
-    journal.take("start")
-    error: BaseException | None = None
-    try:
-        await build_import_flow(ctx, list(stores)).run(ctx, journal)
-    except FlowFailed as failed:
-        error = failed
-    journal.take("end")
-    return journal, images, error
+    return journal, ctx.images, error  # type: ignore[return-value]
 
 
 async def test_qcow2_becomes_raw_bare_after_convert_with_the_converted_size(
