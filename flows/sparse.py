@@ -26,6 +26,9 @@ DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 
 _ZEROS = bytes(DEFAULT_CHUNK_SIZE)
 
+#: errno values that say the kernel cannot copy between two files (use read and write).
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+
 
 @dataclass(frozen=True, slots=True)
 class Segment:
@@ -134,6 +137,50 @@ class SparseFileReader:
         if self._fd is None:
             raise ValueError(f"reader of {self.path} is closed")
         yield from self._segments(self._fd, chunk_size)
+
+    def copy_to(
+        self,
+        fd: int,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        progress: Callable[[int, int], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> tuple[int, int] | None:
+        """Copy the data extents into the open file ``fd`` in the kernel; (written, skipped).
+
+        ``copy_file_range`` moves the bytes without bringing them into Python; holes stay
+        holes (the target keeps the source's allocation). Returns None, having written
+        nothing, when the kernel cannot copy between these two files (another filesystem).
+        Blocking: run in a thread.
+        """
+        if self._fd is None:
+            raise ValueError(f"reader of {self.path} is closed")
+        os.ftruncate(fd, self._size)
+        written = skipped = position = 0
+        for start, length in data_extents(self._fd, self._size):
+            if start > position and progress:
+                progress(0, start - position)
+            skipped += start - position
+            offset, end = start, start + length
+            while offset < end:
+                check_stop(stop)
+                try:
+                    copied = os.copy_file_range(
+                        self._fd, fd, min(chunk_size, end - offset), offset, offset
+                    )
+                except OSError as exc:
+                    if written == 0 and exc.errno in _NO_KERNEL_COPY:
+                        return None
+                    raise
+                if copied == 0:
+                    raise OSError(f"{self.path}: unexpected end of file at {offset}")
+                offset += copied
+                written += copied
+                if progress:
+                    progress(copied, 0)
+            position = end
+        if position < self._size and progress:
+            progress(0, self._size - position)
+        return written, skipped + self._size - position
 
     def close(self) -> None:
         """Close the file (unless the descriptor is shared)."""

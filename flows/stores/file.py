@@ -33,7 +33,8 @@ class FileStore:
 
     A write goes to a hidden temporary file that is renamed into place only once all of it is
     on disk, so a partial image is never visible as a location. Zero runs are seeked over, so
-    holes in the source stay holes in the store.
+    holes in the source stay holes in the store; from a local file, the data extents are
+    copied by the kernel (``copy_file_range``), never passing through Python.
     """
 
     def __init__(self, name: str, config: FileStoreConfig) -> None:
@@ -76,7 +77,7 @@ class FileStore:
         partial = self._new_partial(image_id)
         fd = os.open(partial, os.O_WRONLY)
         try:
-            written, skipped = write_sparse(reader, fd, self.config.chunk_size, progress, stop)
+            written, skipped = self._write(reader, fd, progress, stop)
             os.fsync(fd)
             os.close(fd)
             fd = -1
@@ -87,6 +88,21 @@ class FileStore:
             partial.unlink(missing_ok=True)
             raise
         return StoredImage(self.url_for(image_id), reader.size, written, skipped)
+
+    def _write(
+        self,
+        reader: ImageReader,
+        fd: int,
+        progress: ProgressCallback | None,
+        stop: threading.Event,
+    ) -> tuple[int, int]:
+        """Copy a local file in the kernel when possible, else write what the reader yields."""
+        chunk = self.config.chunk_size
+        if isinstance(reader, SparseFileReader):
+            copied = reader.copy_to(fd, chunk, progress, stop)
+            if copied is not None:
+                return copied
+        return write_sparse(reader, fd, chunk, progress, stop)
 
     def reserve(self, image_id: str) -> Path:
         """Create a hidden, empty file that :meth:`publish` later makes the image (blocking)."""
