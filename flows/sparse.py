@@ -255,30 +255,35 @@ def split_zero_runs(
     a chunk that is half zeros should not cost a write of those zeros.
     """
     view = memoryview(data)
+    for start, end, zero in _zero_runs(view, block):
+        yield Segment(offset + start, end - start, None if zero else bytes(view[start:end]))
+
+
+def _zero_runs(view: memoryview, block: int) -> Iterator[tuple[int, int, bool]]:
+    """``(start, end, all_zero)`` of the runs of whole blocks that are, or are not, zeros."""
     start = 0
     while start < len(view):
         end = min(start + block, len(view))
         zero = is_all_zero(view[start:end])
-        run_end = end
-        while run_end < len(view):
-            next_end = min(run_end + block, len(view))
-            if is_all_zero(view[run_end:next_end]) != zero:
+        while end < len(view):
+            next_end = min(end + block, len(view))
+            if is_all_zero(view[end:next_end]) != zero:
                 break
-            run_end = next_end
-        piece = None if zero else bytes(view[start:run_end])
-        yield Segment(offset + start, run_end - start, piece)
-        start = run_end
+            end = next_end
+        yield start, end, zero
+        start = end
 
 
 def write_skipping_zeros(fd: int, chunk: memoryview, block: int = ZERO_BLOCK) -> None:
     """Write ``chunk`` at ``fd``'s current offset, seeking over all-zero blocks (holes).
 
     The caller sets the file's final size with ``ftruncate`` (a trailing hole has no bytes).
+    The data is written straight from ``chunk`` (no copy).
     """
-    for segment in split_zero_runs(0, chunk, block):
-        if segment.data is None:
-            os.lseek(fd, segment.length, os.SEEK_CUR)
+    for start, end, zero in _zero_runs(chunk, block):
+        if zero:
+            os.lseek(fd, end - start, os.SEEK_CUR)
             continue
-        view = memoryview(segment.data)
+        view = chunk[start:end]
         while view:
             view = view[os.write(fd, view) :]
