@@ -16,7 +16,7 @@ from flows.stores.base import Store
 from flows.stores.registry import build_store
 from worker.db.engine import create_engine, create_sessionmaker
 from worker.db.images import SqlImageRepository
-from worker.db.schema import ensure_current
+from worker.db.schema import upgrade
 from worker.db.tasks import SqlTaskRepository
 from worker.settings import DatabaseSettings, Settings
 
@@ -33,7 +33,7 @@ class Records:
     async def open(cls, database: DatabaseSettings, *, lease_seconds: float) -> Records:
         """Connect (upgrading the schema first when ``auto_upgrade`` is set)."""
         if database.auto_upgrade:
-            await ensure_current(database.url)
+            await upgrade(database.url)
         engine = create_engine(database.url)
         sessions = create_sessionmaker(engine)
         return cls(

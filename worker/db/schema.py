@@ -1,29 +1,18 @@
-"""Creating and upgrading the schema with Alembic (``imgworker db upgrade``).
-
-Alembic is imported only when the schema must change: it costs a good part of a second to
-import, and a database already at :data:`HEAD` (every ``imgworker import`` after the first)
-needs one ``SELECT`` to say so.
-"""
+"""Creating and upgrading the schema with Alembic (``imgworker db upgrade``)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from alembic.config import Config
+from alembic import command
+from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-
-#: The newest migration in ``worker/migrations/versions`` (a unit test checks Alembic agrees).
-HEAD = "0001"
 
 
 def alembic_config(url: str) -> Config:
     """An Alembic configuration for ``url`` using the migrations shipped in the package."""
-    from alembic.config import Config
-
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # ConfigParser interpolation would treat a '%' in a password as a directive.
@@ -36,15 +25,7 @@ async def upgrade(url: str, revision: str = "head") -> None:
 
     Alembic's async environment runs its own event loop, so the upgrade runs in a thread.
     """
-    from alembic import command
-
     await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
-
-
-async def ensure_current(url: str) -> None:
-    """Upgrade the schema at ``url`` to :data:`HEAD` unless it is there already."""
-    if await current_revision(url) != HEAD:
-        await upgrade(url)
 
 
 async def current_revision(url: str) -> str | None:
