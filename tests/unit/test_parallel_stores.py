@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from flows import steps as steps_package
 from flows.context import ImportContext
 from flows.engine import Flow, FlowFailed, Parallel, Step
 from flows.import_flow import build_import_flow
@@ -30,7 +29,6 @@ from tests.support.flows import (
 from tests.support.images import MiB, make_sparse_raw
 
 STORES = ("central", "dcn0", "dcn1")
-assert steps_package  # the package of the steps under test
 
 
 def data_file(tmp_path: Path) -> Path:
