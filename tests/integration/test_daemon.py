@@ -259,6 +259,15 @@ async def test_a_duplicated_message_does_not_import_twice(
             assert await _queue_depth(topology.queue) == 0
 
 
+async def _kill_9_holder(services: Services, task_id: str, workers: list[Worker]) -> Worker:
+    """SIGKILL the worker that holds ``task_id``; return it."""
+    holder = (await services.tasks.get(task_id)).claimed_by
+    victim = next(w for w in workers if w.name == holder)
+    os.kill(victim.process.pid, signal.SIGKILL)
+    victim.process.wait()
+    return victim
+
+
 @pytest.mark.usefixtures("cleanup_broker")
 async def test_kill_9_mid_store_write_is_finished_by_another_worker(
     tmp_path: Path, postgres_url: str, topology: Topology, source: str
@@ -276,10 +285,7 @@ async def test_kill_9_mid_store_write_is_finished_by_another_worker(
 
             # A store write of 384 MiB lasts about a second: look often enough to catch it.
             await _until(writing, 120, "a store write to start", every=0.02)
-            holder = (await services.tasks.get(task_id)).claimed_by
-            victim = next(w for w in workers if w.name == holder)
-            os.kill(victim.process.pid, signal.SIGKILL)
-            victim.process.wait()
+            victim = await _kill_9_holder(services, task_id, workers)
             task = await _terminal(services, task_id)
             assert task.status == "success", task.message
             image = await services.images.get(image_id)
@@ -320,10 +326,7 @@ async def test_kill_9_mid_parallel_store_writes_leaves_the_guide_s_record(
                 return len(partials) >= 2
 
             await _until(writing, 120, "the store writes to start", every=0.02)
-            holder = (await services.tasks.get(task_id)).claimed_by
-            victim = next(w for w in workers if w.name == holder)
-            os.kill(victim.process.pid, signal.SIGKILL)
-            victim.process.wait()
+            victim = await _kill_9_holder(services, task_id, workers)
             task = await _terminal(services, task_id)
             assert task.status == "success", task.message
             image = await services.images.get(image_id)
