@@ -97,8 +97,13 @@ def serve(directory: Path) -> int:
 
 
 def settle() -> None:
-    """Start each run with nothing dirty left by the one before (see the module docstring)."""
+    """Start each run with nothing dirty left by the one before (see the module docstring).
+
+    Each contender removes what it wrote right after it is timed; the pause lets the disk
+    finish those deletions (this machine's filesystem discards freed blocks) before the next.
+    """
     subprocess.run(["sync"], check=False)
+    time.sleep(2)
 
 
 # -- ours --------------------------------------------------------------------------------
@@ -122,10 +127,8 @@ def run_ours(work: Path, url: str, parallel: int = 1) -> Run:
     """``imgworker import`` as a subprocess, with its peak RSS and step timings.
 
     The records (SQLite) persist from one run to the next, as for a user's second import and
-    as for the peer (whose database exists); the stores and the staging area start empty.
+    as for the peer (whose database exists); the stores and the staging area are emptied.
     """
-    for scratch in ("stores", "staging"):
-        shutil.rmtree(work / scratch, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     config = write_config(work)
     imgworker = Path(sys.executable).parent / "imgworker"
@@ -144,6 +147,8 @@ def run_ours(work: Path, url: str, parallel: int = 1) -> Run:
         time.sleep(0.02)
     elapsed = time.monotonic() - started
     out, err = process.communicate()
+    for scratch in ("stores", "staging"):
+        shutil.rmtree(work / scratch, ignore_errors=True)
     if process.returncode != 0:
         raise SystemExit(f"imgworker import failed:\n{err.decode()}")
     shown = json.loads(out)
@@ -243,7 +248,9 @@ def run_floor(work: Path, url: str) -> Run:
         os.close(fd)
     for hasher in hashers:
         hasher.join()
-    return Run(time.monotonic() - started, digests["sha512"])
+    elapsed = time.monotonic() - started
+    shutil.rmtree(work, ignore_errors=True)
+    return Run(elapsed, digests["sha512"])
 
 
 # -- main --------------------------------------------------------------------------------
