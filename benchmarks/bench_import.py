@@ -23,7 +23,7 @@ ratios ours/glance (bar <= 0.15) and ours/floor (bar <= 1.5), the step timings o
 run, our peak RSS, and checks that every run computed the same ``os_hash_value``.
 
 Usage: .venv/bin/python benchmarks/bench_import.py [--rounds 3] [--virtual-mib 1024]
-       [--data-mib 400] [--glance-dir DIR] [--glance-port 19292] [--keep]
+       [--data-mib 400] [--glance-dir DIR] [--glance-port PORT] [--keep]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -162,37 +163,39 @@ def run_ours(work: Path, url: str, parallel: int = 1) -> Run:
 
 
 class GlancePeer:
-    """A live Glance 33 started with the shared setup script (stopped if we started it)."""
+    """A live Glance 33 of our own, started with the shared setup script and stopped after.
 
-    def __init__(self, directory: Path, port: int) -> None:
-        self.directory = directory
-        self.api = f"http://127.0.0.1:{port}"
-        self.port = port
-        self.started_here = False
+    It always starts its own uwsgi on a free port and checks that process is alive: on a
+    shared machine another engineer's peer (or proxy) may answer on any fixed port, and the
+    setup script's health check cannot tell.
+    """
+
+    def __init__(self, directory: Path, port: int | None) -> None:
+        self.directory = directory.absolute()
+        self.port = port or _free_port()
+        self.api = f"http://127.0.0.1:{self.port}"
+        self.pid: int | None = None
 
     def __enter__(self) -> GlancePeer:
-        if not self._answers():
-            print(f"starting Glance 33 in {self.directory} (first run installs it from PyPI)...")
-            subprocess.run(
-                [str(PEER / "setup.sh"), str(self.directory), str(self.port)],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            self.started_here = True
+        print(f"starting Glance 33 on port {self.port} (the first run installs it from PyPI)...")
+        subprocess.run(
+            [str(PEER / "setup.sh"), str(self.directory), str(self.port)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        pid = int((self.directory / "uwsgi.pid").read_text().strip())
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            log = (self.directory / "log" / "uwsgi.log").read_text().splitlines()[-3:]
+            raise SystemExit(f"Glance did not start on port {self.port}: {log}") from None
+        self.pid = pid
         return self
 
     def __exit__(self, *exc: object) -> None:
-        pidfile = self.directory / "uwsgi.pid"
-        if self.started_here and pidfile.exists():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-
-    def _answers(self) -> bool:
-        try:
-            self._call("GET", "/v2/info/stores")
-        except OSError:
-            return False
-        return True
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
 
     def _call(self, method: str, path: str) -> bytes:
         request = urllib.request.Request(self.api + path, method=method, headers=IDENTITY)
@@ -214,6 +217,12 @@ class GlancePeer:
             self._call("DELETE", f"/v2/images/{report['image_id']}")
         notes = {"timeline": report["timeline"], "size": report["size"]}
         return Run(float(report["elapsed_s"]), str(report["os_hash_value"]), notes)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # -- the floor ---------------------------------------------------------------------------
@@ -263,7 +272,7 @@ def main() -> None:
     parser.add_argument("--data-mib", type=int, default=400)
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: temp)")
     parser.add_argument("--glance-dir", type=Path, default=Path("/tmp/imgworker-glance-peer"))
-    parser.add_argument("--glance-port", type=int, default=19292)
+    parser.add_argument("--glance-port", type=int, default=None, help="default: a free one")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     work = args.dir or Path(tempfile.mkdtemp(prefix="imgworker-bench-"))
