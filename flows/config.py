@@ -22,6 +22,8 @@ class FlowSettings:
     convert_to: str = "raw"
     #: Size of the chunks read, hashed and written.
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    #: Store writes run at once, fed by one read of the data (1: one after the other).
+    max_parallel_stores: int = 1
     #: How long a task may go without a heartbeat before its lock can be taken over.
     lease_seconds: float = 300.0
     #: How often the holder stamps its task's ``updated_at``.

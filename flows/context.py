@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flows.config import FlowSettings
+from flows.fanout import FanOut
 from flows.lease import Lease
 from flows.observer import FlowObserver, NullObserver
 from flows.ports import ImageRepository, TaskRepository
 from flows.progress import Progress
-from flows.records import DataFacts, ImageRecord
+from flows.records import DataFacts, ImageFormats, ImageRecord
 from flows.request import COPY_IMAGE, ImportRequest
 from flows.stores.base import Store
 
@@ -52,6 +53,9 @@ class ImportContext:
     progress: Progress = field(default_factory=Progress)
     #: The task's hold on the image, held by the runner around the whole flow.
     lease: Lease | None = None
+    #: The image's formats when the import was requested (kept in the task's input). A
+    #: resumed task puts them back first: a dead attempt may have recorded its conversion's.
+    requested_formats: ImageFormats | None = None
 
     # -- learned while running ------------------------------------------------------------
     #: The image as the lock step found it (set once it checked this task may import it).
@@ -64,6 +68,11 @@ class ImportContext:
     source_format: str | None = None
     #: The file the stores are written from (the conversion's output, or the staged file).
     data_path: Path | None = None
+    #: Stores the conversion wrote into directly: their hidden file, which their step
+    #: publishes (and which is removed if it never is).
+    prewritten: dict[str, Path] = field(default_factory=dict)
+    #: The format the conversion produced and recorded (None: nothing was converted).
+    converted_to: str | None = None
     #: Virtual size reported for the data to store.
     virtual_size: int | None = None
     #: Hashes of the data to store, computed once in the background.
@@ -74,6 +83,10 @@ class ImportContext:
     failed: dict[str, str] = field(default_factory=dict)
     #: Whether this flow already set the image active.
     activated: bool = False
+    #: Held while the image is being activated (stores written at once may race to it).
+    activation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The one read of the data shared by the stores being written at once, while they are.
+    fanout: FanOut | None = None
 
     async def assert_holds(self) -> None:
         """Raise :class:`flows.errors.LockLost` unless this task still holds its image."""

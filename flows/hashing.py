@@ -2,7 +2,8 @@
 
 The two digests run in two threads at once (hashlib releases the GIL on large buffers), each
 over its own sparse pass of the file: holes are never read, their zeros are fed from one shared
-zero buffer. Reading the file twice costs little next to hashing it (page cache).
+zero buffer. Reading the file twice costs little next to hashing it (page cache). The file is
+opened before hashing starts, so it may be renamed into a store (or removed) meanwhile.
 """
 
 from __future__ import annotations
@@ -27,23 +28,35 @@ def digest_file(
     algorithm: str,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     stop: threading.Event | None = None,
+) -> str:
+    """Hex digest of the whole file, zeros included, without reading its holes (blocking)."""
+    with SparseFileReader(path) as reader:
+        return digest_reader(reader, algorithm, chunk_size, stop)
+
+
+def digest_reader(
+    reader: SparseFileReader,
+    algorithm: str,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    stop: threading.Event | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> str:
-    """Hex digest of the whole file, zeros included, without reading its holes (blocking).
+    """Hex digest of everything ``reader`` yields, zero runs fed from a zero buffer (blocking).
 
     ``progress`` gets the length of each piece hashed (a long hole takes time too).
     """
     digest = hashlib.new(algorithm)
     count = progress or _ignore
-    for segment in SparseFileReader(path).segments(chunk_size):
+    for segment in reader.segments(chunk_size):
         check_stop(stop)
         if segment.data is not None:
             digest.update(segment.data)
             count(segment.length)
-        else:
-            for zeros in zero_pieces(segment.length):
-                digest.update(zeros)
-                count(len(zeros))
+            continue
+        for piece in zero_pieces(segment.length, chunk_size):
+            check_stop(stop)
+            digest.update(piece)
+            count(len(piece))
     return digest.hexdigest()
 
 
@@ -51,22 +64,59 @@ def _ignore(nbytes: int) -> None:
     """No progress wanted."""
 
 
-async def compute_data_facts(
-    path: Path, virtual_size: int, chunk_size: int, observer: FlowObserver | None = None
-) -> DataFacts:
-    """Hash ``path`` with md5 and sha512 in parallel threads; return what to record.
+async def start_hashing(
+    path: Path,
+    virtual_size: int,
+    chunk_size: int,
+    name: str,
+    observer: FlowObserver | None = None,
+) -> asyncio.Task[DataFacts]:
+    """Open ``path`` now and hash it in a background task (see the module docstring).
 
     ``observer`` sees the :data:`CHECKSUMS` phase advance as the slower digest does.
     """
-    size = path.stat().st_size
-    pace = _SlowerOf(observer or NullObserver(), size)
-    md5, sha512 = await asyncio.gather(
-        run_stoppable(lambda stop: digest_file(path, "md5", chunk_size, stop, pace.counter(0))),
-        run_stoppable(
-            lambda stop: digest_file(path, OS_HASH_ALGO, chunk_size, stop, pace.counter(1))
-        ),
+    md5_reader, sha_reader = await asyncio.to_thread(
+        lambda: (SparseFileReader(path), SparseFileReader(path))
     )
-    return DataFacts(size=size, virtual_size=virtual_size, checksum=md5, os_hash_value=sha512)
+    pace = _SlowerOf(observer or NullObserver(), md5_reader.size)
+    return asyncio.create_task(
+        _data_facts(md5_reader, sha_reader, virtual_size, chunk_size, pace), name=name
+    )
+
+
+async def compute_data_facts(
+    path: Path, virtual_size: int, chunk_size: int, observer: FlowObserver | None = None
+) -> DataFacts:
+    """Hash ``path`` with md5 and sha512 in parallel threads; return what to record."""
+    return await (
+        await start_hashing(path, virtual_size, chunk_size, f"hash-{path.name}", observer)
+    )
+
+
+async def _data_facts(
+    md5_reader: SparseFileReader,
+    sha_reader: SparseFileReader,
+    virtual_size: int,
+    chunk_size: int,
+    pace: _SlowerOf,
+) -> DataFacts:
+    try:
+        md5, sha512 = await asyncio.gather(
+            run_stoppable(
+                lambda stop: digest_reader(md5_reader, "md5", chunk_size, stop, pace.counter(0))
+            ),
+            run_stoppable(
+                lambda stop: digest_reader(
+                    sha_reader, OS_HASH_ALGO, chunk_size, stop, pace.counter(1)
+                )
+            ),
+        )
+    finally:
+        md5_reader.close()
+        sha_reader.close()
+    return DataFacts(
+        size=md5_reader.size, virtual_size=virtual_size, checksum=md5, os_hash_value=sha512
+    )
 
 
 class _SlowerOf:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flows.context import ImportContext
-from flows.engine import Flow, Step
+from flows.engine import Flow, Parallel, Step
 from flows.steps.complete import CompleteStep
 from flows.steps.convert import ConvertStep
 from flows.steps.decompress import DecompressStep
@@ -11,7 +11,7 @@ from flows.steps.inject_metadata import InjectMetadataStep
 from flows.steps.inspect import InspectStep
 from flows.steps.lock import LockStep
 from flows.steps.stage import StageStep
-from flows.steps.store import StoreStep
+from flows.steps.store import Activation, StoreStep, store_group
 from flows.steps.verify import VerifySignatureStep
 
 
@@ -22,8 +22,11 @@ def build_import_flow(ctx: ImportContext, targets: list[str]) -> Flow[ImportCont
     conversion), as the signer produced them. copy-image only moves data that was imported
     before: it runs no inspection, signature, metadata or conversion step, and never changes
     the image's status.
+
+    The stores are written in the order given, one at a time; with ``max_parallel_stores``
+    N > 1, up to N at once (in groups of N, each group fed by one read of the data).
     """
-    steps: list[Step[ImportContext]] = [LockStep(targets), StageStep()]
+    steps: list[Step[ImportContext] | Parallel[ImportContext]] = [LockStep(targets), StageStep()]
     if not ctx.is_copy:
         steps += [
             VerifySignatureStep(),
@@ -32,9 +35,23 @@ def build_import_flow(ctx: ImportContext, targets: list[str]) -> Flow[ImportCont
             InjectMetadataStep(),
             ConvertStep(),
         ]
-    for index, store in enumerate(targets):
-        is_last = index == len(targets) - 1
-        set_active = not ctx.is_copy and (ctx.request.allow_failure or is_last)
-        steps.append(StoreStep(store, set_active=set_active))
+    steps += _store_steps(ctx, targets)
     steps.append(CompleteStep())
     return Flow(f"import:{ctx.request.method}", steps)
+
+
+def _store_steps(
+    ctx: ImportContext, targets: list[str]
+) -> list[Step[ImportContext] | Parallel[ImportContext]]:
+    if ctx.is_copy:
+        activation = Activation.NEVER
+    elif ctx.request.allow_failure:
+        activation = Activation.FIRST_SUCCESS
+    else:
+        activation = Activation.ALL_WRITTEN
+    stores = [StoreStep(store, activation=activation) for store in targets]
+    width = ctx.settings.max_parallel_stores
+    if width <= 1:
+        return list(stores)
+    groups = [stores[start : start + width] for start in range(0, len(stores), width)]
+    return [store_group(group) if len(group) > 1 else group[0] for group in groups]

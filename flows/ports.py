@@ -33,6 +33,10 @@ class ImageRepository(Protocol):
         """Create or replace one image property."""
         ...
 
+    async def set_formats(self, image_id: str, disk_format: str, container_format: str) -> None:
+        """Set ``images.disk_format`` and ``images.container_format`` (what the bits are)."""
+        ...
+
     async def add_location(self, image_id: str, url: str, store: str) -> None:
         """Record an active location of the image in ``store``."""
         ...

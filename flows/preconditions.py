@@ -24,12 +24,14 @@ _STARTABLE: dict[str, tuple[str, ...]] = {
 def check_can_start(request: ImportRequest, image: ImageRecord, *, resuming: bool) -> None:
     """Raise :class:`ImageStateConflict` unless ``image`` may be imported by ``request``.
 
-    ``resuming`` is true inside the worker: a task redelivered after its worker died finds
-    the image still ``importing`` from its own earlier attempt.
+    ``resuming`` is true inside the worker, once it checked that its task holds the image's
+    lock: a task redelivered after its worker died finds the image ``importing`` from its own
+    earlier attempt, or already ``active`` if that attempt's first store succeeded (failure
+    allowed) before it died. Either way the attempt starts over.
     """
     allowed = _STARTABLE[request.method]
     if resuming and request.method != COPY_IMAGE:
-        allowed = (*allowed, ImageStatus.IMPORTING)
+        allowed = (*allowed, ImageStatus.IMPORTING, ImageStatus.ACTIVE)
     if image.status not in allowed:
         raise ImageStateConflict(
             f"image {image.id} is {image.status}; {request.method} needs it to be "

@@ -63,6 +63,33 @@ class ImageRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageFormats:
+    """An image's ``disk_format`` and ``container_format``: what its bits are."""
+
+    disk_format: str | None
+    container_format: str | None
+
+    @classmethod
+    def of(cls, image: ImageRecord) -> ImageFormats:
+        """The formats ``image`` records."""
+        return cls(image.disk_format, image.container_format)
+
+    def to_dict(self) -> dict[str, str | None]:
+        """The form kept in a task's input."""
+        return {"disk_format": self.disk_format, "container_format": self.container_format}
+
+    @classmethod
+    def from_dict(cls, data: object) -> ImageFormats | None:
+        """Read :meth:`to_dict`'s form back; None when ``data`` is not one."""
+        if not isinstance(data, dict):
+            return None
+        disk, container = data.get("disk_format"), data.get("container_format")
+        if not isinstance(disk, str) or not isinstance(container, str):
+            return None
+        return cls(disk, container)
+
+
+@dataclass(frozen=True, slots=True)
 class TaskRecord:
     """A snapshot of one row of ``tasks`` with its ``task_info``."""
 

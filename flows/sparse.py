@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,6 +25,9 @@ from flows.threads import check_stop
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 
 _ZEROS = bytes(DEFAULT_CHUNK_SIZE)
+
+#: errno values that say the kernel cannot copy between two files (use read and write).
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,10 @@ class ImageReader(Protocol):
 
     def segments(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[Segment]:
         """Yield the image in offset order as data chunks and zero runs (blocking)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the reader holds (whoever opened it closes it; twice is fine)."""
         ...
 
 
@@ -99,11 +107,25 @@ def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
 
 
 class SparseFileReader:
-    """An :class:`ImageReader` over a local file: holes are skipped, zero chunks detected."""
+    """An :class:`ImageReader` over a local file: holes are skipped, zero chunks detected.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    The file is opened at once, so a reader made before the file is renamed or removed still
+    reads it. :meth:`sharing` reads through a descriptor the caller keeps (``pread`` and
+    ``SEEK_DATA`` never rely on the shared file offset, so any number of readers may share
+    one descriptor, from any threads).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fd: int | None = None) -> None:
         self.path = os.fspath(path)
-        self._size = os.stat(self.path).st_size
+        self._fd: int | None = os.open(self.path, os.O_RDONLY) if fd is None else fd
+        # A reader dropped unclosed (its task cancelled before it ran) still closes its file.
+        self._release = weakref.finalize(self, os.close, self._fd) if fd is None else None
+        self._size = os.fstat(self._fd).st_size
+
+    @classmethod
+    def sharing(cls, fd: int, path: str | os.PathLike[str]) -> SparseFileReader:
+        """A reader over ``fd`` (the file at ``path``), which its owner keeps and closes."""
+        return cls(path, fd=fd)
 
     @property
     def size(self) -> int:
@@ -112,11 +134,65 @@ class SparseFileReader:
 
     def segments(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[Segment]:
         """Yield data chunks read with ``pread`` and zero runs for holes and zero chunks."""
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            yield from self._segments(fd, chunk_size)
-        finally:
-            os.close(fd)
+        if self._fd is None:
+            raise ValueError(f"reader of {self.path} is closed")
+        yield from self._segments(self._fd, chunk_size)
+
+    def copy_to(
+        self,
+        fd: int,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        progress: Callable[[int, int], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> tuple[int, int] | None:
+        """Copy the data extents into the open file ``fd`` in the kernel; (written, skipped).
+
+        ``copy_file_range`` moves the bytes without bringing them into Python; holes stay
+        holes (the target keeps the source's allocation). Returns None, having written
+        nothing, when the kernel cannot copy between these two files (another filesystem).
+        Blocking: run in a thread.
+        """
+        if self._fd is None:
+            raise ValueError(f"reader of {self.path} is closed")
+        os.ftruncate(fd, self._size)
+        written = skipped = position = 0
+        for start, length in data_extents(self._fd, self._size):
+            if start > position and progress:
+                progress(0, start - position)
+            skipped += start - position
+            offset, end = start, start + length
+            while offset < end:
+                check_stop(stop)
+                try:
+                    copied = os.copy_file_range(
+                        self._fd, fd, min(chunk_size, end - offset), offset, offset
+                    )
+                except OSError as exc:
+                    if written == 0 and exc.errno in _NO_KERNEL_COPY:
+                        return None
+                    raise
+                if copied == 0:
+                    raise OSError(f"{self.path}: unexpected end of file at {offset}")
+                offset += copied
+                written += copied
+                if progress:
+                    progress(copied, 0)
+            position = end
+        if position < self._size and progress:
+            progress(0, self._size - position)
+        return written, skipped + self._size - position
+
+    def close(self) -> None:
+        """Close the file (unless the descriptor is shared)."""
+        self._fd = None
+        if self._release is not None:
+            self._release()
+
+    def __enter__(self) -> SparseFileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _segments(self, fd: int, chunk_size: int) -> Iterator[Segment]:
         position = 0
@@ -179,30 +255,35 @@ def split_zero_runs(
     a chunk that is half zeros should not cost a write of those zeros.
     """
     view = memoryview(data)
+    for start, end, zero in _zero_runs(view, block):
+        yield Segment(offset + start, end - start, None if zero else bytes(view[start:end]))
+
+
+def _zero_runs(view: memoryview, block: int) -> Iterator[tuple[int, int, bool]]:
+    """``(start, end, all_zero)`` of the runs of whole blocks that are, or are not, zeros."""
     start = 0
     while start < len(view):
         end = min(start + block, len(view))
         zero = is_all_zero(view[start:end])
-        run_end = end
-        while run_end < len(view):
-            next_end = min(run_end + block, len(view))
-            if is_all_zero(view[run_end:next_end]) != zero:
+        while end < len(view):
+            next_end = min(end + block, len(view))
+            if is_all_zero(view[end:next_end]) != zero:
                 break
-            run_end = next_end
-        piece = None if zero else bytes(view[start:run_end])
-        yield Segment(offset + start, run_end - start, piece)
-        start = run_end
+            end = next_end
+        yield start, end, zero
+        start = end
 
 
 def write_skipping_zeros(fd: int, chunk: memoryview, block: int = ZERO_BLOCK) -> None:
     """Write ``chunk`` at ``fd``'s current offset, seeking over all-zero blocks (holes).
 
     The caller sets the file's final size with ``ftruncate`` (a trailing hole has no bytes).
+    The data is written straight from ``chunk`` (no copy).
     """
-    for segment in split_zero_runs(0, chunk, block):
-        if segment.data is None:
-            os.lseek(fd, segment.length, os.SEEK_CUR)
+    for start, end, zero in _zero_runs(chunk, block):
+        if zero:
+            os.lseek(fd, end - start, os.SEEK_CUR)
             continue
-        view = memoryview(segment.data)
+        view = chunk[start:end]
         while view:
             view = view[os.write(fd, view) :]

@@ -9,6 +9,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+_local = threading.local()
+
 
 class Stopped(Exception):
     """Raised inside blocking work that noticed its stop event (the caller was cancelled)."""
@@ -20,6 +22,16 @@ def check_stop(stop: threading.Event | None) -> None:
         raise Stopped("stopped: the task was cancelled")
 
 
+def current_stop() -> threading.Event | None:
+    """The stop event of the :func:`run_stoppable` work running in this thread, if any.
+
+    For blocking helpers deep inside that work (a reader waiting for data) that were not
+    handed the event but must not outlive a cancellation.
+    """
+    stop: threading.Event | None = getattr(_local, "stop", None)
+    return stop
+
+
 async def run_stoppable(work: Callable[[threading.Event], T]) -> T:
     """Run ``work(stop)`` in a worker thread; on cancellation set ``stop`` and wait for it.
 
@@ -27,7 +39,15 @@ async def run_stoppable(work: Callable[[threading.Event], T]) -> T:
     for instance, rename a file into place after the flow already reverted it.
     """
     stop = threading.Event()
-    future = asyncio.get_running_loop().run_in_executor(None, work, stop)
+
+    def call() -> T:
+        _local.stop = stop
+        try:
+            return work(stop)
+        finally:
+            _local.stop = None
+
+    future = asyncio.get_running_loop().run_in_executor(None, call)
     # Mark the outcome retrieved whatever happens to the caller: after a cancellation the
     # work's Stopped is expected, and asyncio would otherwise log it as never retrieved.
     future.add_done_callback(lambda done: done.cancelled() or done.exception())

@@ -21,6 +21,7 @@ IMAGE_FIELDS = (
     "os_hash_algo",
     "os_hash_value",
     "disk_format",
+    "container_format",
     "locations",
 )
 
@@ -40,6 +41,7 @@ def image_fields(image: ImageRecord) -> dict[str, Any]:
         "os_hash_algo": image.os_hash_algo,
         "os_hash_value": image.os_hash_value,
         "disk_format": image.disk_format,
+        "container_format": image.container_format,
         "locations": [
             {"url": loc.url, "metadata": {"store": loc.store}}
             for loc in image.locations

@@ -21,7 +21,7 @@ from flows.engine import FlowFailed
 from flows.errors import ImportFailed, LockLost, SafetyRefusal
 from flows.import_flow import build_import_flow
 from flows.lease import Lease
-from flows.records import TaskRecord
+from flows.records import ImageFormats, TaskRecord
 from flows.request import ImportRequest, parse_import_request
 from flows.states import AttemptStatus, ImageStatus, TaskStatus, is_terminal
 from flows.steps.complete import remove_staging
@@ -87,6 +87,7 @@ async def run_task(
         settings=services.settings.flow_settings(),
         observer=services.observer,
         requester=requester or RequestContext(),
+        requested_formats=ImageFormats.from_dict((task.input or {}).get("image_formats")),
     )
     return await _run_flow(services, ctx, targets, final_attempt)
 

@@ -129,6 +129,9 @@ class ImportSettings(_Section):
     convert_to: str = "raw"
     #: Bytes per read, hash update and write.
     chunk_size: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    #: Store writes run at once from one read of the data; 1 writes the stores one after
+    #: the other, in the order given (the guide's order).
+    max_parallel_stores: int = Field(default=1, ge=1, le=16)
 
     @model_validator(mode="after")
     def _known_methods(self) -> ImportSettings:
@@ -336,6 +339,7 @@ class Settings(BaseModel):
             methods=self.import_.methods,
             convert_to=self.import_.convert_to,
             chunk_size=self.import_.chunk_size,
+            max_parallel_stores=self.import_.max_parallel_stores,
             lease_seconds=self.worker.lease_seconds,
             heartbeat_seconds=self.worker.heartbeat_seconds,
             safety=self.safety,

@@ -154,18 +154,18 @@ def _copy_sparse(source: Path, dest: Path, observer: FlowObserver) -> int:
     if not source.is_file():
         raise SourceError(f"{source}: no such file to stage")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    reader = SparseFileReader(source)
-    observer.phase_started(StageStep.name, reader.size)
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    try:
-        write_sparse(
-            reader,
-            fd,
-            progress=lambda written, skipped: observer.phase_advanced(
-                StageStep.name, written + skipped
-            ),
-        )
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return reader.size
+    with SparseFileReader(source) as reader:
+        observer.phase_started(StageStep.name, reader.size)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            write_sparse(
+                reader,
+                fd,
+                progress=lambda written, skipped: observer.phase_advanced(
+                    StageStep.name, written + skipped
+                ),
+            )
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return reader.size

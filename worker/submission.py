@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from flows.context import RequestContext
 from flows.errors import ImageStateConflict
 from flows.preconditions import check_can_start
-from flows.records import TaskRecord
+from flows.records import ImageFormats, TaskRecord
 from flows.request import ImportRequest
 from flows.states import LocationStatus, TaskType
 from flows.targets import resolve_targets
@@ -80,7 +80,14 @@ async def submit_import(
         task_id=task_id,
         image_id=image_id,
         type=TaskType.IMPORT,
-        input={"image_id": image_id, "import_req": request.to_body(), "backend": targets},
+        input={
+            "image_id": image_id,
+            "import_req": request.to_body(),
+            "backend": targets,
+            # What the image was before a conversion records what the stores hold: a task
+            # resumed after its worker died restores these before it inspects the bits again.
+            "image_formats": ImageFormats.of(image).to_dict(),
+        },
         owner=requester.owner,
         user_id=requester.user_id,
         request_id=requester.request_id,

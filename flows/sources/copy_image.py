@@ -41,7 +41,10 @@ async def copy_to_staging(
         reader = await store.open(location.url)
     except Exception as exc:
         raise SourceError(f"cannot open {location.url} in store {store.name!r}: {exc}") from exc
-    return await run_stoppable(lambda stop: _copy(reader, dest, chunk_size, progress, stop))
+    try:
+        return await run_stoppable(lambda stop: _copy(reader, dest, chunk_size, progress, stop))
+    finally:
+        reader.close()
 
 
 def _copy(

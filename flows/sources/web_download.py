@@ -164,6 +164,7 @@ async def _receive(
         )
     hasher: Any = hashlib.new(expected.algo) if expected else None
     fd = await _staging_io(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    writer = _Writer(fd, hasher, progress)
     try:
         total = 0
         buffer = bytearray()
@@ -175,17 +176,17 @@ async def _receive(
                 )
             buffer += chunk
             if len(buffer) >= WRITE_SIZE:
-                await asyncio.to_thread(_write, fd, bytes(buffer), hasher)
-                progress(len(buffer))
-                buffer.clear()
-        if buffer:
-            await asyncio.to_thread(_write, fd, bytes(buffer), hasher)
-            progress(len(buffer))
+                await writer.write(buffer)
+                buffer = bytearray()
+        await writer.write(buffer)
+        await writer.flush()
         if announced is not None and total != announced:
             raise SourceUnavailable(f"{shown}: got {total} of {announced} announced bytes")
-        await _staging_io(os.ftruncate, fd, total)  # a trailing hole has no bytes
-        await _staging_io(os.fsync, fd)
+        # A trailing hole has no bytes. No fsync: the staging area is scratch space that the
+        # import empties within seconds, and a task resumed after a crash downloads again.
+        await _staging_io(os.ftruncate, fd, total)
     finally:
+        await writer.settle()
         await asyncio.to_thread(os.close, fd)
     if expected is not None and hasher.hexdigest() != expected.value:
         raise SourceError(
@@ -207,7 +208,46 @@ async def _staging_io(call: Callable[..., T], *args: Any) -> T:
         raise StagingError(f"the staging area cannot take the download: {exc}") from exc
 
 
-def _write(fd: int, data: bytes, hasher: Any) -> None:
+class _Writer:
+    """Writes one buffer in a worker thread while the next one is being received.
+
+    At most one write is in flight, so writes (and hash updates) happen in order and memory
+    stays at two buffers.
+    """
+
+    def __init__(self, fd: int, hasher: Any, progress: Callable[[int], None]) -> None:
+        self._fd = fd
+        self._hasher = hasher
+        self._progress = progress
+        self._pending: asyncio.Future[None] | None = None
+        self._pending_bytes = 0
+
+    async def write(self, data: bytearray) -> None:
+        """Wait for the previous write, then start writing ``data`` (which is handed over)."""
+        await self.flush()
+        if data:
+            self._pending = asyncio.ensure_future(
+                asyncio.to_thread(_write, self._fd, data, self._hasher)
+            )
+            self._pending_bytes = len(data)
+
+    async def flush(self) -> None:
+        """Wait for the write in flight; raise its error."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+            self._progress(self._pending_bytes)
+
+    async def settle(self) -> None:
+        """Wait for a write still in flight without raising (before the file is closed)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()  # retrieved: the error that ended the download wins
+
+
+def _write(fd: int, data: bytes | bytearray, hasher: Any) -> None:
     try:
         write_skipping_zeros(fd, memoryview(data))
     except OSError as exc:

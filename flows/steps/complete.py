@@ -6,6 +6,7 @@ import asyncio
 
 from flows.context import ImportContext
 from flows.errors import NoStoreSucceeded
+from flows.steps.convert import remove_prewritten
 
 
 class CompleteStep:
@@ -23,6 +24,7 @@ class CompleteStep:
         if ctx.data_facts is not None and not ctx.data_facts.done():
             await ctx.data_facts
         await asyncio.to_thread(remove_staging, ctx)
+        await asyncio.to_thread(remove_prewritten, ctx)
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
         """Nothing to undo: the steps before clean up after themselves."""

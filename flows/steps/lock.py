@@ -7,11 +7,18 @@ step checks that the lock it was given is still this task's before anything is w
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from flows.context import ImportContext
 from flows.errors import LockLost, StoreWriteFailed
 from flows.preconditions import check_can_start
-from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, ImageRecord
+from flows.records import (
+    FAILED_IMPORT,
+    IMPORT_LOCK,
+    IMPORTING_TO_STORES,
+    ImageFormats,
+    ImageRecord,
+)
 from flows.states import ImageStatus
 
 log = logging.getLogger(__name__)
@@ -35,7 +42,7 @@ class LockStep:
                 f"(held by {holder or 'nobody'})"
             )
         check_can_start(ctx.request, image, resuming=True)
-        ctx.image = image
+        ctx.image = await _restore_requested_formats(ctx, image)
         ctx.targets = self._targets
         await _clear_previous_attempt(ctx, image)
         await ctx.images.add_to_list(ctx.image_id, IMPORTING_TO_STORES, ctx.targets)
@@ -49,6 +56,26 @@ class LockStep:
             return  # the lists now belong to the task holding the image
         if ctx.targets:
             await ctx.images.remove_from_list(ctx.image_id, IMPORTING_TO_STORES, ctx.targets)
+
+
+async def _restore_requested_formats(ctx: ImportContext, image: ImageRecord) -> ImageRecord:
+    """The image with the formats it was imported as; a dead attempt's conversion undone.
+
+    An attempt that died after converting left ``disk_format``/``container_format`` saying
+    what its (now discarded) stores held; the bits are inspected again as requested.
+    """
+    wanted = ctx.requested_formats
+    if ctx.is_copy or wanted is None or wanted == ImageFormats.of(image):
+        return image
+    log.info(
+        "restoring formats %s/%s left converted by an earlier attempt",
+        wanted.disk_format,
+        wanted.container_format,
+    )
+    await ctx.images.set_formats(
+        ctx.image_id, wanted.disk_format or "", wanted.container_format or ""
+    )
+    return replace(image, disk_format=wanted.disk_format, container_format=wanted.container_format)
 
 
 async def _clear_previous_attempt(ctx: ImportContext, image: ImageRecord) -> None:

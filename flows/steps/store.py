@@ -1,17 +1,40 @@
-"""Step ``store:NAME``: write the data to one store and keep the image record true."""
+"""Step ``store:NAME``: write the data to one store and keep the image record true.
+
+Stores are written one after the other (the guide's order), or several at once from one
+read of the data (``[import] max_parallel_stores``, see :func:`store_group`). Either way each
+store's step keeps the same record: the store leaves ``os_glance_importing_to_stores`` when
+its own write ends and joins ``os_glance_failed_import`` when it fails.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from enum import Enum
 
 from flows.context import ImportContext
+from flows.engine import Parallel
 from flows.errors import LockLost, StoreWriteFailed
+from flows.fanout import FanOut
 from flows.records import FAILED_IMPORT, IMPORTING_TO_STORES
-from flows.sparse import SparseFileReader
+from flows.sparse import ImageReader, SparseFileReader
 from flows.states import ImageStatus
+from flows.stores.base import InPlaceWritable, ProgressCallback, StoredImage
 
 log = logging.getLogger(__name__)
+
+
+class Activation(Enum):
+    """When a store's step sets the image ``active`` (its hashes recorded first)."""
+
+    #: copy-image never changes the image's status.
+    NEVER = "never"
+    #: Failure allowed: the first store that is written.
+    FIRST_SUCCESS = "first_success"
+    #: Every store must succeed: the store whose write completes the set.
+    ALL_WRITTEN = "all_written"
 
 
 class StoreStep:
@@ -19,31 +42,44 @@ class StoreStep:
 
     When the write ends, the store leaves ``os_glance_importing_to_stores``; a failed write
     joins ``os_glance_failed_import`` and, if failure is allowed, the flow goes on. The image
-    goes ``active`` here when ``set_active`` says so (never for copy-image), with its hashes
-    recorded first.
+    goes ``active`` here when ``activation`` says so, with its hashes recorded first.
     """
 
-    def __init__(self, store: str, *, set_active: bool) -> None:
+    def __init__(self, store: str, *, activation: Activation) -> None:
         self.store = store
-        self.set_active = set_active
+        self.activation = activation
         self.name = f"store:{store}"
+        #: The location written, known as soon as the store returns it.
+        self._url: str | None = None
+        #: True while (or if) a write may have left data that no location names yet.
+        self._writing = False
 
     async def execute(self, ctx: ImportContext) -> None:
         """Write, record the location, update the lists, maybe activate."""
         await ctx.assert_holds()
         try:
-            await self._write(ctx)
+            url = await self._write(ctx)
         except (StoreWriteFailed, OSError) as exc:
             await self._failed(ctx, exc)
             if ctx.request.allow_failure:
                 return
             raise
         await ctx.images.remove_from_list(ctx.image_id, IMPORTING_TO_STORES, [self.store])
-        if self.set_active and not ctx.activated:
+        # Counted once this store left the list: a step that then finds every target written
+        # knows every target's record is complete.
+        ctx.written[self.store] = url
+        if self._activates(ctx):
             await _activate(ctx)
 
-    async def _write(self, ctx: ImportContext) -> None:
-        assert ctx.data_path is not None
+    def _activates(self, ctx: ImportContext) -> bool:
+        if self.activation is Activation.FIRST_SUCCESS:
+            return True
+        if self.activation is Activation.ALL_WRITTEN:
+            return all(target in ctx.written for target in ctx.targets)
+        return False
+
+    async def _write(self, ctx: ImportContext) -> str:
+        """Write the data and record the location; return it."""
         store = ctx.stores[self.store]
         ctx.progress.phase = f"writing to {self.store}"
 
@@ -55,18 +91,22 @@ class StoreStep:
             if skipped:
                 ctx.observer.bytes_skipped(self.store, skipped)
 
-        reader = await asyncio.to_thread(SparseFileReader, ctx.data_path)
-        ctx.observer.phase_started(self.name, reader.size)
-        stored = await store.add(ctx.image_id, reader, count)
+        self._writing = True
+        try:
+            stored = await self._store(ctx, count)
+        except StoreWriteFailed:
+            self._writing = False  # a store that reports a failure left nothing behind
+            raise
+        self._url, self._writing = stored.url, False
         try:
             await ctx.assert_holds()
             await ctx.images.add_location(ctx.image_id, stored.url, self.store)
         except BaseException:
             # Not recorded (the lock was lost, the image deleted meanwhile, the database
             # failed): no location will ever name this data, so it goes now.
+            self._url = None
             await store.delete(stored.url)
             raise
-        ctx.written[self.store] = stored.url
         ctx.observer.store_write(self.store, "success")
         log.info(
             "stored in %s: %d bytes written, %d zero bytes skipped",
@@ -74,6 +114,32 @@ class StoreStep:
             stored.bytes_written,
             stored.bytes_skipped,
         )
+        return stored.url
+
+    async def _store(self, ctx: ImportContext, count: ProgressCallback) -> StoredImage:
+        """Publish what the conversion wrote into this store, or write the data."""
+        store = ctx.stores[self.store]
+        partial = ctx.prewritten.get(self.store)
+        if partial is not None and isinstance(store, InPlaceWritable):
+            ctx.observer.phase_started(self.name, None)
+            stored = await store.publish(ctx.image_id, partial)
+            del ctx.prewritten[self.store]
+            # The data now lives under its final name; later readers open it there.
+            ctx.data_path = store.local_path(stored.url)
+            count(stored.bytes_written, stored.bytes_skipped)
+            return stored
+        reader = await self._reader(ctx)
+        ctx.observer.phase_started(self.name, reader.size)
+        try:
+            return await store.add(ctx.image_id, reader, count)
+        finally:
+            reader.close()
+
+    async def _reader(self, ctx: ImportContext) -> ImageReader:
+        if ctx.fanout is not None:
+            return ctx.fanout.reader(self.store)
+        assert ctx.data_path is not None
+        return await asyncio.to_thread(SparseFileReader, ctx.data_path)
 
     async def _failed(self, ctx: ImportContext, exc: BaseException) -> None:
         detail = str(exc) if isinstance(exc, StoreWriteFailed) else f"store {self.store!r}: {exc}"
@@ -86,23 +152,55 @@ class StoreStep:
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
         """Delete the data this step wrote and forget its location.
 
-        Not after :class:`LockLost`: the task that took the image over discards and rewrites
-        this store itself, and the location may by now name its data.
+        A write cancelled half-way (another store failed when every store must succeed, or
+        the worker is stopping) is discarded by image id: no location names it yet. Not after
+        :class:`LockLost`: the task that took the image over discards and rewrites this store
+        itself, and the location may by now name its data.
         """
         if isinstance(error, LockLost):
             return
-        url = ctx.written.pop(self.store, None)
+        store = ctx.stores[self.store]
+        url = ctx.written.pop(self.store, None) or self._url
         if url is not None:
-            await ctx.stores[self.store].delete(url)
+            await store.delete(url)
             await ctx.images.remove_location(ctx.image_id, url)
+        elif self._writing:
+            await store.discard(ctx.image_id)
+        self._url, self._writing = None, False
         await ctx.images.remove_from_list(ctx.image_id, IMPORTING_TO_STORES, [self.store])
 
 
 async def _activate(ctx: ImportContext) -> None:
-    """Record the stored data's facts, then set the image active."""
-    assert ctx.data_facts is not None
-    facts = await ctx.data_facts
-    await ctx.assert_holds()
-    await ctx.images.record_data(ctx.image_id, facts)
-    await ctx.images.set_status(ctx.image_id, ImageStatus.ACTIVE)
-    ctx.activated = True
+    """Record the stored data's facts, then set the image active (once)."""
+    async with ctx.activation_lock:
+        if ctx.activated:
+            return
+        assert ctx.data_facts is not None
+        facts = await ctx.data_facts
+        await ctx.assert_holds()
+        await ctx.images.record_data(ctx.image_id, facts)
+        await ctx.images.set_status(ctx.image_id, ImageStatus.ACTIVE)
+        ctx.activated = True
+
+
+def store_group(steps: list[StoreStep]) -> Parallel[ImportContext]:
+    """The store steps ``steps`` running at once, fed by one read of the data."""
+    names = [step.store for step in steps]
+    return Parallel(steps, scope=lambda ctx: _shared_read(ctx, names))
+
+
+@contextlib.asynccontextmanager
+async def _shared_read(ctx: ImportContext, names: list[str]) -> AsyncIterator[None]:
+    """One read of ``ctx.data_path`` fanned out to the stores ``names`` while they write.
+
+    A store the conversion already wrote into only publishes its file: it reads nothing.
+    """
+    assert ctx.data_path is not None
+    readers = [name for name in names if name not in ctx.prewritten]
+    source = await asyncio.to_thread(SparseFileReader, ctx.data_path)
+    ctx.fanout = FanOut(source, readers, ctx.settings.chunk_size)
+    try:
+        yield
+    finally:
+        ctx.fanout = None
+        source.close()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from flows.sparse import ImageReader
 
@@ -66,4 +67,32 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Release connections (the store may be used again: it reconnects)."""
+        ...
+
+
+@runtime_checkable
+class InPlaceWritable(Protocol):
+    """A store whose images are local files that another writer may fill in place.
+
+    ``qemu-img convert`` writes its output straight into :meth:`reserve`'s hidden file, which
+    :meth:`publish` then makes the image atomically: the converted data is written once, to
+    the store, instead of to the staging area and then copied.
+    """
+
+    def reserve(self, image_id: str) -> Path:
+        """Create a hidden, empty file for ``image_id``'s data and return it (blocking).
+
+        Nothing in it is visible as an image; :meth:`Store.discard` removes it.
+        """
+        ...
+
+    async def publish(self, image_id: str, partial: Path) -> StoredImage:
+        """Make the filled ``partial`` the image: durable, then renamed into place at once.
+
+        On failure nothing is visible, and ``partial`` is left where it is, to its owner.
+        """
+        ...
+
+    def local_path(self, url: str) -> Path:
+        """The file behind one of this store's locations."""
         ...

@@ -12,7 +12,7 @@ from typing import Literal
 from urllib.parse import unquote, urlparse
 
 from flows.errors import StoreWriteFailed
-from flows.sparse import ImageReader, SparseFileReader, write_sparse
+from flows.sparse import ImageReader, SparseFileReader, data_extents, write_sparse
 from flows.stores.base import ProgressCallback, StoredImage
 from flows.threads import run_stoppable
 
@@ -33,7 +33,8 @@ class FileStore:
 
     A write goes to a hidden temporary file that is renamed into place only once all of it is
     on disk, so a partial image is never visible as a location. Zero runs are seeked over, so
-    holes in the source stay holes in the store.
+    holes in the source stay holes in the store; from a local file, the data extents are
+    copied by the kernel (``copy_file_range``), never passing through Python.
     """
 
     def __init__(self, name: str, config: FileStoreConfig) -> None:
@@ -73,25 +74,87 @@ class FileStore:
         progress: ProgressCallback | None,
         stop: threading.Event,
     ) -> StoredImage:
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self.root / image_id
-        partial = self.root / f".{image_id}.{uuid.uuid4().hex}.partial"
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        partial = self._new_partial(image_id)
+        fd = os.open(partial, os.O_WRONLY)
         try:
-            written, skipped = write_sparse(reader, fd, self.config.chunk_size, progress, stop)
+            written, skipped = self._write(reader, fd, progress, stop)
             os.fsync(fd)
-        except BaseException:
             os.close(fd)
+            fd = -1
+            self._rename_into_place(partial, self.root / image_id)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
             partial.unlink(missing_ok=True)
             raise
-        os.close(fd)
-        os.replace(partial, final)
-        _fsync_directory(self.root)
         return StoredImage(self.url_for(image_id), reader.size, written, skipped)
+
+    def _write(
+        self,
+        reader: ImageReader,
+        fd: int,
+        progress: ProgressCallback | None,
+        stop: threading.Event,
+    ) -> tuple[int, int]:
+        """Copy a local file in the kernel when possible, else write what the reader yields."""
+        chunk = self.config.chunk_size
+        if isinstance(reader, SparseFileReader):
+            copied = reader.copy_to(fd, chunk, progress, stop)
+            if copied is not None:
+                return copied
+        return write_sparse(reader, fd, chunk, progress, stop)
+
+    def reserve(self, image_id: str) -> Path:
+        """Create a hidden, empty file that :meth:`publish` later makes the image (blocking)."""
+        return self._new_partial(image_id)
+
+    async def publish(self, image_id: str, partial: Path) -> StoredImage:
+        """Make the filled ``partial`` the image: fsync it, rename it into place atomically.
+
+        On failure nothing is visible and ``partial`` stays where it is (its owner removes it).
+        """
+        try:
+            return await run_stoppable(lambda stop: self._publish(image_id, partial))
+        except OSError as exc:
+            raise StoreWriteFailed(
+                self.name, f"cannot write {self.root}: {exc.strerror or exc}"
+            ) from exc
+
+    def _publish(self, image_id: str, partial: Path) -> StoredImage:
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            written = sum(length for _, length in data_extents(fd, size))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._rename_into_place(partial, self.root / image_id)
+        return StoredImage(self.url_for(image_id), size, written, size - written)
+
+    def _new_partial(self, image_id: str) -> Path:
+        """A new hidden ``.<image_id>.<random>.partial`` (the names :meth:`discard` removes)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        partial = self.root / f".{image_id}.{uuid.uuid4().hex}.partial"
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+        return partial
+
+    def _rename_into_place(self, partial: Path, final: Path) -> None:
+        """Rename durably; if the directory cannot be made durable, put ``partial`` back."""
+        os.replace(partial, final)
+        try:
+            _fsync_directory(self.root)
+        except BaseException:
+            os.replace(final, partial)
+            raise
 
     async def discard(self, image_id: str) -> None:
         """Remove whatever this store holds of ``image_id``, finished or partial."""
-        await asyncio.to_thread(self._discard, image_id)
+        try:
+            await asyncio.to_thread(self._discard, image_id)
+        except OSError as exc:
+            raise StoreWriteFailed(
+                self.name, f"cannot clear {self.root}: {exc.strerror or exc}"
+            ) from exc
 
     def _discard(self, image_id: str) -> None:
         (self.root / image_id).unlink(missing_ok=True)
@@ -101,12 +164,12 @@ class FileStore:
 
     async def delete(self, url: str) -> None:
         """Remove the image file behind ``url``; a file already gone is fine."""
-        path = self._path(url)
+        path = self.local_path(url)
         await asyncio.to_thread(path.unlink, missing_ok=True)
 
     async def open(self, url: str) -> ImageReader:
         """A sparse reader over the image file."""
-        path = self._path(url)
+        path = self.local_path(url)
         try:
             return await asyncio.to_thread(SparseFileReader, path)
         except OSError as exc:
@@ -114,12 +177,13 @@ class FileStore:
 
     async def exists(self, url: str) -> bool:
         """True when the image file exists."""
-        return await asyncio.to_thread(self._path(url).is_file)
+        return await asyncio.to_thread(self.local_path(url).is_file)
 
     async def close(self) -> None:
         """Nothing to release: every operation opens and closes its own file."""
 
-    def _path(self, url: str) -> Path:
+    def local_path(self, url: str) -> Path:
+        """The file behind ``url``; ValueError when ``url`` is not this store's."""
         if not self.owns(url):
             raise ValueError(f"{url!r} is not a location of file store {self.name!r}")
         return Path(unquote(urlparse(url).path))

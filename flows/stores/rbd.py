@@ -329,6 +329,9 @@ class RbdReader:
         """The image's size."""
         return self._size
 
+    def close(self) -> None:
+        """Nothing held between reads: each :meth:`segments` opens and closes the image."""
+
     def segments(self, chunk_size: int = 8 * 1024 * 1024) -> Iterator[Segment]:
         """Yield allocated extents (read in chunks) and the zero runs between them."""
         cluster = self._store._connect()

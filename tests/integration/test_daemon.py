@@ -18,10 +18,11 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from flows.context import RequestContext
+from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES
 from flows.request import ImportRequest
 from tests.support.enqueue import publish
 from tests.support.http import serve_app
-from tests.support.images import MiB, make_sparse_raw
+from tests.support.images import MiB, convert, make_sparse_raw
 from tests.support.services import require_tcp
 from tests.support.tasks import STORES, enqueue_download, opened, terminal, until
 from tests.support.workers import (
@@ -284,6 +285,15 @@ async def test_a_duplicated_message_does_not_import_twice(
             assert await _queue_depth(topology.queue) == 0
 
 
+async def _kill_9_holder(services: Services, task_id: str, workers: list[Worker]) -> Worker:
+    """SIGKILL the worker that holds ``task_id``; return it."""
+    holder = (await services.tasks.get(task_id)).claimed_by
+    victim = next(w for w in workers if w.name == holder)
+    os.kill(victim.process.pid, signal.SIGKILL)
+    victim.process.wait()
+    return victim
+
+
 @pytest.mark.usefixtures("cleanup_broker")
 async def test_kill_9_mid_store_write_is_finished_by_another_worker(
     tmp_path: Path, postgres_url: str, topology: Topology, source: str
@@ -301,10 +311,7 @@ async def test_kill_9_mid_store_write_is_finished_by_another_worker(
 
             # A store write of 384 MiB lasts about a second: look often enough to catch it.
             await until(writing, 120, "a store write to start", every=0.02)
-            holder = (await services.tasks.get(task_id)).claimed_by
-            victim = next(w for w in workers if w.name == holder)
-            os.kill(victim.process.pid, signal.SIGKILL)
-            victim.process.wait()
+            victim = await _kill_9_holder(services, task_id, workers)
             task = await terminal(services, task_id)
             assert task.status == "success", task.message
             image = await services.images.get(image_id)
@@ -312,6 +319,55 @@ async def test_kill_9_mid_store_write_is_finished_by_another_worker(
             survivor = next(w for w in workers if w is not victim)
             assert "taking over task" in survivor.output()
             assert _files(stores) == sorted(f"{s}/{image_id}" for s in STORES)
+            assert not any((tmp_path / "staging").iterdir())
+
+
+@pytest.mark.usefixtures("cleanup_broker")
+async def test_kill_9_mid_parallel_store_writes_leaves_the_guide_s_record(
+    tmp_path: Path, postgres_url: str, topology: Topology, source: str
+) -> None:
+    """Three stores written at once from a converted qcow2; the writer dies mid-way."""
+    stores_names = ("central", "dcn0", "dcn1")
+    config = write_config(
+        tmp_path,
+        postgres_url,
+        topology,
+        stores=stores_names,
+        lease_seconds=6,
+        heartbeat_seconds=1,
+        concurrency=1,
+        max_parallel_stores=3,
+    )
+    www = tmp_path / "www"
+    convert(www / "big.raw", www / "big.qcow2", "raw", "qcow2")
+    async with opened(config) as services:
+        stores = tmp_path / "stores"
+        with running_workers(config, tmp_path, 2) as workers:
+            image_id, task_id = await enqueue_download(
+                services, f"{source}/big.qcow2", list(stores_names), disk_format="qcow2"
+            )
+
+            async def writing() -> bool:
+                partials = {p.parent.name for p in stores.rglob("*.partial")}
+                return len(partials) >= 2
+
+            await until(writing, 120, "the store writes to start", every=0.02)
+            victim = await _kill_9_holder(services, task_id, workers)
+            task = await terminal(services, task_id)
+            assert task.status == "success", task.message
+            image = await services.images.get(image_id)
+            assert image.status == "active"
+            assert sorted(image.stores) == sorted(stores_names)
+            assert image.store_list(IMPORTING_TO_STORES) == []
+            assert image.store_list(FAILED_IMPORT) == []
+            assert (image.disk_format, image.container_format) == ("raw", "bare")
+            assert image.size == 512 * MiB
+            assert not image.properties.get(IMPORT_LOCK)
+            survivor = next(w for w in workers if w is not victim)
+            assert "taking over task" in survivor.output()
+            # The dead attempt had converted (raw/bare recorded): the bits are qcow2 again.
+            assert "restoring formats qcow2/bare" in survivor.output()
+            assert _files(stores) == sorted(f"{s}/{image_id}" for s in stores_names)
             assert not any((tmp_path / "staging").iterdir())
 
 

@@ -89,6 +89,7 @@ async def test_qcow2_into_three_stores_is_exact_and_sparse(
     assert image.os_hash_algo == "sha512" and image.os_hash_value == sha512_of(expected)
     assert image.checksum == md5_of(expected)
     assert image.size == VIRTUAL and image.virtual_size == VIRTUAL
+    assert (image.disk_format, image.container_format) == ("raw", "bare")
     assert not image.properties.get(IMPORT_LOCK)
     assert result.task.status == "success"
     for store in STORES:
@@ -140,6 +141,7 @@ async def test_second_store_unwritable_when_every_store_must_succeed(
     assert image.stores == [] and image.locations == ()
     assert image.store_list(FAILED_IMPORT) == ["dcn0"]
     assert image.store_list(IMPORTING_TO_STORES) == []
+    assert (image.disk_format, image.container_format) == ("qcow2", "bare")
     assert "store:dcn0" in result.task.message and "Operation not permitted" in result.task.message
     assert result.task.status == "failure"
     for store in STORES:
@@ -313,6 +315,9 @@ def test_cli_import_show_and_list(tmp_path: Path, qcow2_image: Path) -> None:
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     assert shown["status"] == "active" and shown["stores"] == "central,dcn0,dcn1"
+    # What the stores hold, as Glance's image_conversion records it.
+    assert (shown["disk_format"], shown["container_format"]) == ("raw", "bare")
+    assert shown["size"] == VIRTUAL
     again = cli("show", shown["id"], "--json")
     assert set(json.loads(again.stdout)) == {
         "id",
@@ -327,6 +332,7 @@ def test_cli_import_show_and_list(tmp_path: Path, qcow2_image: Path) -> None:
         "os_hash_algo",
         "os_hash_value",
         "disk_format",
+        "container_format",
         "locations",
     }
     assert [loc["metadata"]["store"] for loc in json.loads(again.stdout)["locations"]] == STORES
@@ -345,6 +351,62 @@ def test_cli_import_show_and_list(tmp_path: Path, qcow2_image: Path) -> None:
             "--stores",
             "central,dcn0,dcn1",
             "--no-allow-failure",
+            "--json",
         )
     assert failed.returncode == 1
     assert "store:dcn0" in failed.stderr and "Traceback" not in failed.stderr
+    # The revert put back what the image was: nothing was stored.
+    reverted = json.loads(cli("show", json.loads(failed.stdout)["id"], "--json").stdout)
+    assert reverted["status"] == "failed" and reverted["stores"] == ""
+    assert (reverted["disk_format"], reverted["container_format"]) == ("qcow2", "bare")
+
+
+@pytest.mark.parametrize("allow_failure", [True, False], ids=["allow-failure", "must-succeed"])
+async def test_three_stores_at_once_one_unwritable(
+    tmp_path: Path, database_url: str, qcow2_image: Path, allow_failure: bool
+) -> None:
+    """``max_parallel_stores = 3``: dcn0 cannot be written while central and dcn1 are."""
+    settings = make_settings(
+        tmp_path,
+        database_url=database_url,
+        **{"import": {"chunk_size": MiB, "max_parallel_stores": 3}},
+    )
+    services = await Services.open(settings)
+    try:
+        with immutable(Path(settings.stores.backends["dcn0"].path)):  # type: ignore[union-attr]
+            result = await import_image(
+                services,
+                file=qcow2_image,
+                disk_format="qcow2",
+                stores=STORES,
+                allow_failure=allow_failure,
+            )
+    finally:
+        await services.close()
+    image = result.image
+    assert image.store_list(FAILED_IMPORT) == ["dcn0"]
+    assert image.store_list(IMPORTING_TO_STORES) == []
+    assert "dcn0" in result.outcome.message and "Operation not permitted" in result.outcome.message
+    leftovers = {
+        store: sorted(p.name for p in Path(settings.stores.backends[store].path).iterdir())  # type: ignore[union-attr]
+        for store in STORES
+        if Path(settings.stores.backends[store].path).exists()  # type: ignore[union-attr]
+    }
+    if allow_failure:
+        assert result.outcome.status == "success"
+        assert image.status == "active" and sorted(image.stores) == ["central", "dcn1"]
+        assert (image.disk_format, image.container_format) == ("raw", "bare")
+        expected = convert(qcow2_image, tmp_path / "expected.raw", "qcow2", "raw").read_bytes()
+        for store in ("central", "dcn1"):
+            assert store_file(settings, store, image.id).read_bytes() == expected
+        assert {k: v for k, v in leftovers.items() if v} == {
+            "central": [image.id],
+            "dcn1": [image.id],
+        }
+    else:
+        assert result.outcome.status == "failure" and result.task.status == "failure"
+        assert image.status == "failed" and image.locations == ()
+        assert (image.disk_format, image.container_format) == ("qcow2", "bare")
+        assert "store:dcn0" in result.task.message
+        assert not any(leftovers.values())
+    assert staging_is_empty(settings)

@@ -33,8 +33,14 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Clu
         yield dict(zip(STORES, started, strict=True))
 
 
+@pytest.fixture(params=[1], ids=["serial"])
+def width(request: pytest.FixtureRequest) -> int:
+    """``[import] max_parallel_stores`` (tests parametrize it indirectly)."""
+    return int(request.param)
+
+
 @pytest.fixture
-def settings(tmp_path: Path, clusters: dict[str, Cluster]) -> Settings:
+def settings(tmp_path: Path, clusters: dict[str, Cluster], width: int) -> Settings:
     stores: dict[str, Any] = {"default": "central"}
     for name, cluster in clusters.items():
         stores[name] = {
@@ -44,7 +50,9 @@ def settings(tmp_path: Path, clusters: dict[str, Cluster]) -> Settings:
             "connect_timeout": 5,
             "operation_timeout": 4,
         }
-    return make_settings(tmp_path, store_section=stores)
+    return make_settings(
+        tmp_path, store_section=stores, **{"import": {"max_parallel_stores": width}}
+    )
 
 
 @pytest.fixture
@@ -75,6 +83,7 @@ async def _sha512_at(services: Services, store: str, url: str) -> str:
     return digest.hexdigest()
 
 
+@pytest.mark.parametrize("width", [1, 3], ids=["serial", "parallel"], indirect=True)
 async def test_web_download_into_three_clusters_reads_back_exactly(
     services: Services, clusters: dict[str, Cluster], served: tuple[Path, Path]
 ) -> None:
@@ -85,7 +94,7 @@ async def test_web_download_into_three_clusters_reads_back_exactly(
         )
     image = result.image
     assert result.outcome.status == "success", result.outcome.message
-    assert image.status == "active" and image.stores == STORES
+    assert image.status == "active" and sorted(image.stores) == STORES
     assert image.os_hash_value == sha512_of(expected)
     for location in image.locations:
         parsed = RbdLocation.parse(location.url)
@@ -93,7 +102,7 @@ async def test_web_download_into_three_clusters_reads_back_exactly(
         assert (parsed.pool, parsed.image, parsed.snapshot) == ("images", image.id, "snap")
         assert await _sha512_at(services, location.store, location.url) == image.os_hash_value
     shown = image_fields(image)
-    assert shown["stores"] == "central,dcn0,dcn1"
+    assert sorted(shown["stores"].split(",")) == STORES
     assert len({RbdLocation.parse(url).fsid for url in _urls(shown)}) == 3
 
 
@@ -109,6 +118,7 @@ def _urls(fields: dict[str, Any]) -> list[str]:
     return [item["url"] if isinstance(item, dict) else str(item) for item in locations]
 
 
+@pytest.mark.parametrize("width", [1, 3], ids=["serial", "parallel"], indirect=True)
 async def test_copy_image_from_central_to_the_edges(
     services: Services, clusters: dict[str, Cluster], served: tuple[Path, Path]
 ) -> None:
@@ -121,7 +131,7 @@ async def test_copy_image_from_central_to_the_edges(
     copied = await copy_image(services, first.image.id, stores=["dcn0", "dcn1"])
     assert copied.outcome.status == "success", copied.outcome.message
     assert copied.image.status == "active"
-    assert copied.image.stores == STORES
+    assert sorted(copied.image.stores) == STORES
     for location in copied.image.locations:
         assert await _sha512_at(services, location.store, location.url) == (
             first.image.os_hash_value
@@ -129,6 +139,7 @@ async def test_copy_image_from_central_to_the_edges(
     assert first.image.id in clusters["dcn1"].images()
 
 
+@pytest.mark.parametrize("width", [1, 3], ids=["serial", "parallel"], indirect=True)
 @pytest.mark.parametrize("allow_failure", [True, False], ids=["allow-failure", "must-succeed"])
 async def test_dead_edge_site(
     services: Services,
@@ -154,7 +165,7 @@ async def test_dead_edge_site(
     assert "timeout" in (result.outcome.message + result.task.message).lower()
     if allow_failure:
         assert result.outcome.status == "success", result.outcome.message
-        assert image.status == "active" and image.stores == ["central", "dcn1"]
+        assert image.status == "active" and sorted(image.stores) == ["central", "dcn1"]
         assert image.id not in clusters["dcn0"].images()
     else:
         assert result.outcome.status == "failure"

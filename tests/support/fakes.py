@@ -59,6 +59,9 @@ class MemoryImages:
         props[name] = value
         self._update(image_id, properties=props)
 
+    async def set_formats(self, image_id: str, disk_format: str, container_format: str) -> None:
+        self._update(image_id, disk_format=disk_format, container_format=container_format)
+
     async def add_location(self, image_id: str, url: str, store: str) -> None:
         locations = (*self.images[image_id].locations, Location(url, store))
         self._update(image_id, locations=locations)

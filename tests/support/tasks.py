@@ -30,10 +30,12 @@ async def opened(config: Path) -> AsyncIterator[Services]:
 
 
 async def enqueue_download(
-    services: Services, uri: str, stores: list[str] = STORES
+    services: Services, uri: str, stores: list[str] = STORES, disk_format: str = "raw"
 ) -> tuple[str, str]:
-    """Record a raw image and enqueue its web-download from ``uri``; return (image, task)."""
-    image = await services.images.create(name="it", disk_format="raw", container_format="bare")
+    """Record an image and enqueue its web-download from ``uri``; return (image, task)."""
+    image = await services.images.create(
+        name="it", disk_format=disk_format, container_format="bare"
+    )
     request = ImportRequest(
         method="web-download", uri=uri, stores=tuple(stores), all_stores_must_succeed=True
     )

@@ -80,6 +80,7 @@ def write_config(
     heartbeat_seconds: float = 1,
     drain_grace_seconds: float = 10,
     concurrency: int = 2,
+    max_parallel_stores: int = 1,
 ) -> Path:
     """A TOML configuration shared by every worker of a test."""
     lines = [
@@ -90,6 +91,7 @@ def write_config(
         f"[worker]\nconcurrency = {concurrency}\nlease_seconds = {lease_seconds}\n"
         f"heartbeat_seconds = {heartbeat_seconds}\ndrain_grace_seconds = {drain_grace_seconds}",
         f'[staging]\ndir = "{root / "staging"}"',
+        f"[import]\nmax_parallel_stores = {max_parallel_stores}",
         f'[stores]\ndefault = "{stores[0]}"',
         *(f'[stores.{s}]\ntype = "file"\npath = "{root / "stores" / s}"' for s in stores),
         "[safety]\nallow_private_addresses = true\nallowed_ports = []\nstaging_min_free_bytes = 0",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from flows.engine import Flow, FlowFailed
+from flows.engine import Flow, FlowFailed, Parallel
 
 
 @dataclass
@@ -99,3 +99,62 @@ async def test_cancellation_reverts_and_propagates() -> None:
         "revert slow (CancelledError)",
         "revert a (CancelledError)",
     ]
+
+
+class Waiter(Recorder):
+    """Executes until its event is set, then fails if asked to."""
+
+    def __init__(self, name: str, gate: asyncio.Event, fail: BaseException | None = None) -> None:
+        super().__init__(name, fail)
+        self.gate = gate
+
+    async def execute(self, ctx: Journal) -> None:
+        ctx.events.append(f"start {self.name}")
+        await self.gate.wait()
+        await super().execute(ctx)
+
+
+async def test_a_parallel_group_runs_together_and_reports_each_member() -> None:
+    journal, timer = Journal(), Timer()
+    gate_a, gate_b = asyncio.Event(), asyncio.Event()
+    flow = Flow(
+        "f",
+        [Recorder("first"), Parallel([Waiter("a", gate_a), Waiter("b", gate_b)]), Recorder("z")],
+    )
+    run = asyncio.create_task(flow.run(journal, timer))
+    await asyncio.sleep(0.05)
+    assert journal.events == ["execute first", "start a", "start b"]
+    gate_b.set()
+    await asyncio.sleep(0.05)
+    gate_a.set()
+    await run
+    assert timer.results == [
+        ("first", "success"),
+        ("b", "success"),
+        ("a", "success"),
+        ("z", "success"),
+    ]
+
+
+async def test_a_failing_member_cancels_the_others_and_every_member_is_reverted() -> None:
+    journal, timer = Journal(), Timer()
+    never, now = asyncio.Event(), asyncio.Event()
+    now.set()
+    flow = Flow(
+        "f",
+        [
+            Recorder("first"),
+            Parallel([Waiter("slow", never), Waiter("bad", now, ValueError("boom"))]),
+            Recorder("z"),
+        ],
+    )
+    with pytest.raises(FlowFailed) as caught:
+        await flow.run(journal, timer)
+    assert caught.value.step == "bad" and isinstance(caught.value.error, ValueError)
+    assert ("bad", "failure") in timer.results and ("slow", "failure") in timer.results
+    assert journal.events[-3:] == [
+        "revert bad (ValueError)",
+        "revert slow (ValueError)",
+        "revert first (ValueError)",
+    ]
+    assert "execute z" not in journal.events

@@ -100,3 +100,22 @@ async def test_discard_removes_partials_and_image(tmp_path: Path) -> None:
     (directory / "other").write_bytes(b"x")
     await store_at(directory).discard("img")
     assert sorted(p.name for p in directory.iterdir()) == ["other"]
+
+
+async def test_a_copy_the_kernel_refuses_is_written_by_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Across filesystems copy_file_range says EXDEV: the store reads and writes instead."""
+    import errno
+    import os
+
+    def refuse(*args: object) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    source = tmp_path / "src.raw"
+    data = make_sparse_raw(source, 64 * MiB, [(MiB, 2 * MiB), (40 * MiB, MiB)])
+    stored = await store_at(tmp_path / "store").add("img", SparseFileReader(source))
+    target = tmp_path / "store" / "img"
+    assert target.read_bytes() == source.read_bytes()
+    assert stored.bytes_written == data and allocated_bytes(target) <= data + MiB

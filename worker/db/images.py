@@ -190,6 +190,25 @@ class SqlImageRepository(Transactional):
 
         await self._in_transaction(work)
 
+    async def set_formats(self, image_id: str, disk_format: str, container_format: str) -> None:
+        """Set the disk and container formats (after a conversion, or to restore them)."""
+
+        async def work(session: AsyncSession) -> None:
+            result = await session.execute(
+                update(Image)
+                .where(Image.id == image_id)
+                .values(
+                    disk_format=disk_format,
+                    container_format=container_format,
+                    updated_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFound(f"image {image_id} does not exist")
+
+        await self._in_transaction(work)
+
     async def delete_property(self, image_id: str, name: str) -> None:
         """Remove one property (missing is fine)."""
 
