@@ -121,7 +121,8 @@ class StoreStep:
         store = ctx.stores[self.store]
         partial = ctx.prewritten.get(self.store)
         if partial is not None and isinstance(store, InPlaceWritable):
-            ctx.observer.phase_started(self.name, None)
+            size = (await asyncio.to_thread(partial.stat)).st_size
+            ctx.observer.phase_started(self.name, size)
             stored = await store.publish(ctx.image_id, partial)
             del ctx.prewritten[self.store]
             # The data now lives under its final name; later readers open it there.
