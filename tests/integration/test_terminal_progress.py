@@ -89,7 +89,7 @@ def test_a_terminal_shows_bars_with_percent_size_rate_and_time_left(
         # publishes what the conversion wrote into it: no rate to show is fine there.
         rate, eta = (r"[\d.]+ [KMG]?i?B", r"\d+:\d\d:\d\d")
         if phase in ("convert", "store:central"):
-            rate, eta = (rf"(?:{rate}|\?)", rf"(?:{eta}|-:--:--)")
+            rate, eta = (rf"(?:{rate}|\?(?: B)?)", rf"(?:{eta}|-:--:--)")
         bar = re.search(
             rf"  {re.escape(phase)} +\S+ +\d+% +[\d.]+/[\d.]+ MiB +{rate}/s +eta {eta}", screen
         )
