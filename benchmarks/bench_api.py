@@ -123,15 +123,16 @@ async def _outcome(
     task's status says it ended either way. An import still not ended at ``deadline`` counts
     as not done (Glance on SQLite may leave tasks pending for good).
     """
-    while time.perf_counter() < deadline:
+    while True:
         if await _status(session, api, image_id) == "active":
             return True
         async with session.get(f"{api}/v2/images/{image_id}/tasks", headers=HEADERS) as reply:
             tasks = (await reply.json()).get("tasks", [])
         if tasks and all(task["status"] in ("success", "failure") for task in tasks):
             return await _status(session, api, image_id) == "active"
+        if time.perf_counter() > deadline:
+            return False
         await asyncio.sleep(0.1)
-    return False
 
 
 async def _imports(
