@@ -16,7 +16,7 @@ import flows.import_flow
 from flows.engine import Flow, FlowFailed
 from flows.observer import FlowObserver
 from flows.states import AttemptStatus, StepResult
-from flows.steps.store import StoreStep
+from flows.steps.store import Activation, StoreStep
 from worker.daemon.messages import RejectReason
 from worker.daemon.metrics import Metrics
 
@@ -118,9 +118,10 @@ def flow_step_names() -> list[str]:
     """Every step name the import flow can run, a store step as ``store:NAME``."""
     names = []
     for candidate in vars(flows.import_flow).values():
-        if isinstance(candidate, type) and candidate.__module__.startswith("flows.steps."):
+        is_step = isinstance(candidate, type) and hasattr(candidate, "execute")
+        if is_step and candidate.__module__.startswith("flows.steps."):
             if candidate is StoreStep:
-                names.append(StoreStep("NAME", set_active=False).name)
+                names.append(StoreStep("NAME", activation=Activation.NEVER).name)
             else:
                 names.append(candidate.name)
     return names
