@@ -28,7 +28,7 @@ from worker.daemon.topology import declare
 from worker.db.tasks import TaskEnd
 from worker.services import Records
 from worker.settings import BrokerSettings
-from worker.submission import SubmissionRules, submit_import
+from worker.submission import SubmissionRules, announce_run, submit_import
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ async def enqueue_import(
             TaskEnd.failure(f"not started: the task could not be published: {exc}"),
         )
         raise
+    await announce_run(records, task.id)
     return task.id
 
 
