@@ -51,6 +51,8 @@ async def enqueue_import(
     task = await submit_import(
         records, rules, image_id=image_id, request=request, requester=requester
     )
+    # Before publishing: a worker may claim the task (task.processing) the moment it is out.
+    await announce_run(records, task.id)
     try:
         await publisher.publish(TaskMessage(task.id, image_id, request, requester))
     except BaseException as exc:
@@ -59,7 +61,6 @@ async def enqueue_import(
             TaskEnd.failure(f"not started: the task could not be published: {exc}"),
         )
         raise
-    await announce_run(records, task.id)
     return task.id
 
 
