@@ -167,6 +167,17 @@ TASK_START = [
 ]
 
 
+#: A web-download into central, dcn0 and dcn1, until central has the data.
+WEB_DOWNLOAD_TO_CENTRAL = [
+    ("image.create", "info", "queued", None, None),
+    *TASK_START,
+    ("image.update", "info", "importing", ALL, ""),  # started
+    ("image.update", "info", "importing", ALL, ""),  # converted
+    ("image.prepare", "info", "importing", ALL, ""),
+    ("image.upload", "info", "importing", ALL, ""),
+]
+
+
 def test_web_download_failure_allowed(cloud: Cloud) -> None:
     """Three stores, dcn0 unwritable, failure allowed: Glance 33's sequence."""
     image_id = cloud.new_image("allow")
@@ -180,12 +191,7 @@ def test_web_download_failure_allowed(cloud: Cloud) -> None:
         assert cloud.api.settled(image_id)["status"] == "active"
     heard = cloud.heard_until(image_id, "task.success")
     assert [summary(n) for n in heard] == [
-        ("image.create", "info", "queued", None, None),
-        *TASK_START,
-        ("image.update", "info", "importing", ALL, ""),
-        ("image.update", "info", "importing", ALL, ""),
-        ("image.prepare", "info", "importing", ALL, ""),
-        ("image.upload", "info", "importing", ALL, ""),
+        *WEB_DOWNLOAD_TO_CENTRAL,
         ("image.activate", "info", "active", "dcn0,dcn1", ""),
         ("image.update", "info", "active", "dcn0,dcn1", ""),
         ("image.prepare", "info", "active", "dcn0,dcn1", ""),
@@ -225,12 +231,7 @@ def test_web_download_every_store_must_succeed(cloud: Cloud) -> None:
         assert cloud.api.settled(image_id)["status"] == "failed"
     heard = cloud.heard_until(image_id, "task.failure")
     assert [summary(n) for n in heard] == [
-        ("image.create", "info", "queued", None, None),
-        *TASK_START,
-        ("image.update", "info", "importing", ALL, ""),
-        ("image.update", "info", "importing", ALL, ""),
-        ("image.prepare", "info", "importing", ALL, ""),
-        ("image.upload", "info", "importing", ALL, ""),
+        *WEB_DOWNLOAD_TO_CENTRAL,
         ("image.update", "info", "importing", "dcn0,dcn1", ""),
         ("image.prepare", "info", "importing", "dcn0,dcn1", ""),
         ("image.upload", "error", "<message>"),
