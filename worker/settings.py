@@ -315,10 +315,11 @@ class NotificationSettings(_Section):
     that is down or slow delays no import and loses no event (docs/notifications.md).
     """
 
-    #: ``messaging``: publish to RabbitMQ in oslo.messaging's v2 envelope (Glance's
-    #: ``messagingv2``); ``log``: log each notification (oslo's ``log`` driver); ``noop``:
+    #: ``messaging``: publish to RabbitMQ in oslo.messaging's v2 envelope, as Glance's
+    #: ``messagingv2`` driver does (``messagingv2`` is accepted as the same, so Glance's value
+    #: can be copied); ``log``: log each notification (oslo's ``log`` driver); ``noop``:
     #: record and send nothing (Glance's default).
-    driver: Literal["messaging", "log", "noop"] = "noop"
+    driver: Literal["messaging", "messagingv2", "log", "noop"] = "noop"
     #: The notification broker (oslo's ``transport_url`` for notifications); empty: the task
     #: broker, ``[broker] url``.
     url: str = ""
