@@ -28,6 +28,8 @@ from tests.support.clients import CLIENTS
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 MAIN = Path(__file__).with_name("oslo_listener_main.py")
+#: oslo.messaging's notification priorities (one queue each per listener).
+PRIORITIES = ("audit", "critical", "debug", "error", "info", "sample", "warn")
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,8 @@ async def delete_notification_topology(topology: NotificationTopology) -> None:
     connection = await aio_pika.connect(AMQP)
     async with connection:
         channel = await connection.channel()
-        for priority in ("info", "error"):
+        # The listener declares a queue for every priority oslo.messaging knows.
+        for priority in PRIORITIES:
             await channel.queue_delete(f"{topology.topic}.{priority}")
         await channel.exchange_delete(topology.exchange)
 
