@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from flows.records import IMPORTING_TO_STORES
 from flows.states import ImageStatus
 from worker.db.tasks import TaskEnd
 from worker.notifications.relay import Relay
-from worker.notifications.sinks import NotificationUndelivered
+from worker.notifications.sinks import LogSink, NotificationUndelivered
 from worker.services import Records
 from worker.settings import DatabaseSettings, NotificationSettings
 
@@ -213,3 +214,12 @@ async def _until(check: Any, what: str) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_the_log_driver_logs_as_oslo_s_does(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="oslo.messaging.notification")
+    message = {"event_type": "image.upload", "priority": "ERROR", "payload": "no space"}
+    await LogSink().send(message)
+    (record,) = caplog.records
+    assert (record.name, record.levelno) == ("oslo.messaging.notification.image.upload", 40)
+    assert json.loads(record.getMessage()) == message
