@@ -125,12 +125,12 @@ def flow_step_names() -> list[str]:
     """Every step name the import flow can run, a store step as ``store:NAME``."""
     names = []
     for candidate in vars(flows.import_flow).values():
-        is_step = isinstance(candidate, type) and hasattr(candidate, "execute")
-        if is_step and candidate.__module__.startswith("flows.steps."):
-            if candidate is StoreStep:
-                names.append(StoreStep("NAME", activation=Activation.NEVER).name)
-            else:
-                names.append(candidate.name)
+        if not isinstance(candidate, type) or not candidate.__module__.startswith("flows.steps."):
+            continue
+        if candidate is StoreStep:
+            names.append(StoreStep("NAME", activation=Activation.NEVER).name)
+        elif isinstance(getattr(candidate, "name", None), str):
+            names.append(candidate.name)
     return names
 
 
