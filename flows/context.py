@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flows.config import FlowSettings
+from flows.events import Announcement, EventType, NullEvents, UploadFailure
 from flows.fanout import FanOut
 from flows.lease import Lease
 from flows.observer import FlowObserver, NullObserver
-from flows.ports import ImageRepository, TaskRepository
+from flows.ports import ImageEvents, ImageRepository, TaskRepository
 from flows.progress import Progress
 from flows.records import DataFacts, ImageFormats, ImageRecord
 from flows.request import COPY_IMAGE, ImportRequest
@@ -47,6 +48,8 @@ class ImportContext:
     default_store: str
     settings: FlowSettings
     observer: FlowObserver = field(default_factory=NullObserver)
+    #: Where the flow's notifications are recorded (Glance's events, at Glance's moments).
+    events: ImageEvents = field(default_factory=NullEvents)
     requester: RequestContext = field(default_factory=RequestContext)
 
     #: Bytes moved so far (the task's progress message).
@@ -92,6 +95,19 @@ class ImportContext:
         """Raise :class:`flows.errors.LockLost` unless this task still holds its image."""
         if self.lease is not None:
             await self.lease.check()
+
+    async def announce(
+        self,
+        event: EventType,
+        moment: str,
+        *,
+        store: str | None = None,
+        failure: UploadFailure | None = None,
+    ) -> None:
+        """Announce ``event`` at ``moment`` of this import (once per task, see Announcement)."""
+        await self.events.announce(
+            self.task_id, self.image_id, Announcement(event, moment, store, failure)
+        )
 
     def staging_file(self, suffix: str = "") -> Path:
         """``<staging>/<image_id><suffix>``: where this image's bits wait."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from flows.events import Announcement
 from flows.records import DataFacts, ImageRecord, TaskRecord
 
 
@@ -75,4 +76,16 @@ class TaskRepository(Protocol):
 
     async def set_message(self, task_id: str, message: str) -> None:
         """Replace the task's progress/status message."""
+        ...
+
+
+class ImageEvents(Protocol):
+    """Records the notifications an import announces (the worker's outbox)."""
+
+    async def announce(self, task_id: str, image_id: str, announcement: Announcement) -> None:
+        """Record ``announcement`` with the image as it is now, once per task and moment.
+
+        Never raises for a notification's sake: an import must not fail because an event
+        could not be recorded.
+        """
         ...

@@ -36,7 +36,7 @@ from worker.deletion import run_delete_task
 from worker.runner import TaskOutcome, run_task
 from worker.services import Services
 from worker.staging import stage_upload
-from worker.submission import SubmissionRules, submit_import
+from worker.submission import SubmissionRules, announce_run, submit_import
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +139,7 @@ async def _submit_and_run(
     task = await submit_import(
         services.records, rules, image_id=image_id, request=request, requester=requester
     )
+    await announce_run(services.records, task.id)
     outcome = await run_task(services, task.id, requester=requester, final_attempt=True)
     return EmbeddedResult(
         image=await services.images.get(image_id),

@@ -86,6 +86,7 @@ async def run_task(
         default_store=services.settings.stores.default,
         settings=services.settings.flow_settings(),
         observer=services.observer,
+        events=services.records.events,
         requester=requester or RequestContext(),
         requested_formats=ImageFormats.from_dict((task.input or {}).get("image_formats")),
     )

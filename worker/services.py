@@ -11,30 +11,49 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from flows.events import NullEvents
 from flows.observer import FlowObserver, NullObserver
+from flows.ports import ImageEvents
 from flows.stores.base import Store
 from flows.stores.registry import build_store
 from worker.db.catalog import SqlCatalog
 from worker.db.deletions import SqlDeletions
 from worker.db.engine import create_engine, create_sessionmaker
+from worker.db.events import SqlImageEvents
 from worker.db.images import SqlImageRepository
+from worker.db.notifications import SqlNotifications
+from worker.db.outbox import Outbox
 from worker.db.schema import upgrade_if_behind
 from worker.db.tasks import SqlTaskRepository
-from worker.settings import DatabaseSettings, Settings
+from worker.settings import DatabaseSettings, NotificationSettings, Settings
 
 
 @dataclass
 class Records:
-    """The image and task repositories over one database engine."""
+    """The image and task repositories over one database engine.
+
+    With ``notifications`` on, the repositories record Glance's events in the outbox with
+    the changes they make, and ``events`` records what an import announces.
+    """
 
     images: SqlImageRepository
     tasks: SqlTaskRepository
     deletions: SqlDeletions
     catalog: SqlCatalog
+    #: The outbox as its relays read it.
+    notifications: SqlNotifications
+    #: What an import flow announces through (:class:`flows.ports.ImageEvents`).
+    events: ImageEvents
     engine: AsyncEngine = field(repr=False)
 
     @classmethod
-    async def open(cls, database: DatabaseSettings, *, lease_seconds: float) -> Records:
+    async def open(
+        cls,
+        database: DatabaseSettings,
+        *,
+        lease_seconds: float,
+        notifications: NotificationSettings | None = None,
+    ) -> Records:
         """Connect (upgrading the schema first when ``auto_upgrade`` is set and it is behind)."""
         engine = create_engine(database.url)
         if database.auto_upgrade:
@@ -44,11 +63,15 @@ class Records:
                 await engine.dispose()
                 raise
         sessions = create_sessionmaker(engine)
+        outbox = Outbox(notifications)
+        on = notifications is not None and notifications.enabled
         return cls(
-            images=SqlImageRepository(sessions),
-            tasks=SqlTaskRepository(sessions, lease_seconds=lease_seconds),
+            images=SqlImageRepository(sessions, outbox),
+            tasks=SqlTaskRepository(sessions, lease_seconds=lease_seconds, outbox=outbox),
             deletions=SqlDeletions(sessions),
-            catalog=SqlCatalog(sessions),
+            catalog=SqlCatalog(sessions, outbox),
+            notifications=SqlNotifications(sessions),
+            events=SqlImageEvents(sessions, outbox) if on else NullEvents(),
             engine=engine,
         )
 
@@ -80,7 +103,11 @@ class Services:
     @classmethod
     async def open(cls, settings: Settings, observer: FlowObserver | None = None) -> Services:
         """Connect to the database and build the stores."""
-        records = await Records.open(settings.database, lease_seconds=settings.worker.lease_seconds)
+        records = await Records.open(
+            settings.database,
+            lease_seconds=settings.worker.lease_seconds,
+            notifications=settings.notifications,
+        )
         return cls(
             settings=settings,
             records=records,

@@ -307,6 +307,58 @@ class KeystoneSettings(_Section):
         return missing
 
 
+class NotificationSettings(_Section):
+    """``[notifications]``: Glance's notifications, as oslo.messaging's notifier sends them.
+
+    Every event is first recorded in the database with the change it reports (an outbox);
+    a relay in each worker and API process publishes what waits, so a notification broker
+    that is down or slow delays no import and loses no event (docs/notifications.md).
+    """
+
+    #: ``messaging``: publish to RabbitMQ in oslo.messaging's v2 envelope, as Glance's
+    #: ``messagingv2`` driver does (``messagingv2`` is accepted as the same, so Glance's value
+    #: can be copied); ``log``: log each notification (oslo's ``log`` driver); ``noop``:
+    #: record and send nothing (Glance's default).
+    driver: Literal["messaging", "messagingv2", "log", "noop"] = "noop"
+    #: The notification broker (oslo's ``transport_url`` for notifications); empty: the task
+    #: broker, ``[broker] url``.
+    url: str = ""
+    #: Topics each notification is published on, as ``<topic>.<priority>`` (``info``,
+    #: ``error``); oslo's ``[oslo_messaging_notifications] topics``.
+    topics: tuple[str, ...] = ("notifications",)
+    #: The topic exchange (Glance's control exchange).
+    exchange: str = "glance"
+    #: The ``publisher_id`` of every notification (Glance's ``default_publisher_id``).
+    publisher_id: str = "image.localhost"
+    #: Declare the exchange and the default queues durable: oslo's ``amqp_durable_queues``,
+    #: which must match what the other services on that broker use.
+    durable: bool = False
+    #: Event types (``image.send``) or groups (``task``) never recorded nor sent (Glance's
+    #: ``disabled_notifications``).
+    disabled: tuple[str, ...] = ()
+    #: Seconds between two looks for notifications waiting to be sent.
+    poll_seconds: float = Field(default=1.0, gt=0)
+    #: Seconds a sent notification is kept: it is what stops a task resumed within this time
+    #: from announcing an event twice.
+    keep_sent_seconds: float = Field(default=7 * 24 * 3600.0, ge=3600)
+
+    @field_validator("topics")
+    @classmethod
+    def _some_topic(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one topic (oslo's default is notifications)")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        """Whether notifications are recorded at all."""
+        return self.driver != "noop"
+
+    def broker_url(self, broker: BrokerSettings) -> str:
+        """The notification broker's URL (the task broker's when none is set)."""
+        return self.url or broker.url
+
+
 class Settings(BaseModel):
     """The whole configuration."""
 
@@ -323,6 +375,7 @@ class Settings(BaseModel):
     inject_metadata: InjectMetadataSettings = InjectMetadataSettings()
     api: ApiSettings = ApiSettings()
     keystone: KeystoneSettings = KeystoneSettings()
+    notifications: NotificationSettings = NotificationSettings()
 
     @model_validator(mode="after")
     def _keystone_when_used(self) -> Settings:

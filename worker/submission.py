@@ -9,6 +9,7 @@ published or run. It needs only the records and a few settings, never a worker.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from worker.db.locks import acquire_import_lock
 from worker.db.tasks import TaskEnd
 from worker.services import Records
 from worker.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +103,14 @@ async def submit_import(
         await records.tasks.finish(task_id, TaskEnd.failure(f"not started: {exc}"))
         raise
     return task
+
+
+async def announce_run(records: Records, task_id: str) -> None:
+    """Record ``task.run`` once the task is handed over (published, or run in this process).
+
+    The task runs whether or not this could be recorded: it is only logged.
+    """
+    try:
+        await records.tasks.announce_run(task_id)
+    except Exception:
+        log.warning("task.run of task %s not recorded", task_id, exc_info=True)

@@ -4,7 +4,7 @@
 # (.venv-clients), so their dependencies never mix with the project's. Idempotent.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-versions="python-glanceclient==4.13.0 python-openstackclient==10.5.0"
+versions="python-glanceclient==4.13.0 python-openstackclient==10.5.0 oslo.messaging==18.3.1"
 stamp=.venv-clients/.installed
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$versions" ]; then exit 0; fi
 [ -x .venv-clients/bin/python ] || python3 -m venv .venv-clients

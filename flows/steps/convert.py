@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flows.context import ImportContext
 from flows.errors import ConversionFailed, LockLost
+from flows.events import EventType
 from flows.hashing import start_hashing
 from flows.inspector import inspect_file, qemu_format
 from flows.qemu import QemuLimits, qemu_convert
@@ -59,6 +60,9 @@ class ConvertStep:
             f"hash-{ctx.image_id}",
             ctx.observer,
         )
+        # The data the stores receive is ready (Glance's conversion plugin saves the image
+        # here, converting or not).
+        await ctx.announce(EventType.IMAGE_UPDATE, "data")
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
         """Stop hashing, put the formats back and remove the conversion's output."""
@@ -68,7 +72,8 @@ class ConvertStep:
             ctx.data_facts = None
         if isinstance(error, LockLost):
             return  # the staging files and the record now belong to the task holding the image
-        await _restore_formats(ctx)
+        if await _restore_formats(ctx):
+            await ctx.announce(EventType.IMAGE_UPDATE, f"revert:{self.name}")
         await asyncio.to_thread(remove_prewritten, ctx)
         if ctx.settings.convert_to:
             ctx.staging_file(f".{ctx.settings.convert_to}").unlink(missing_ok=True)
@@ -167,12 +172,16 @@ async def _record_formats(ctx: ImportContext, target_format: str) -> None:
     await ctx.images.set_formats(ctx.image_id, target_format, BARE)
 
 
-async def _restore_formats(ctx: ImportContext) -> None:
-    """Put back the formats the image had before this conversion recorded its own."""
+async def _restore_formats(ctx: ImportContext) -> bool:
+    """Put back the formats the image had before this conversion recorded its own.
+
+    Tell whether there was anything to put back.
+    """
     if ctx.converted_to is None or ctx.image is None:
-        return
+        return False
     original = ctx.image
     await ctx.images.set_formats(
         ctx.image_id, original.disk_format or "", original.container_format or ""
     )
     ctx.converted_to = None
+    return True

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from flows.context import ImportContext
 from flows.errors import LockLost, StoreWriteFailed
+from flows.events import EventType
 from flows.preconditions import check_can_start
 from flows.records import (
     FAILED_IMPORT,
@@ -33,7 +34,7 @@ class LockStep:
         self._targets = targets
 
     async def execute(self, ctx: ImportContext) -> None:
-        """Check the lock and status, clean up, set the two lists and the status."""
+        """Check the lock and status, clean up, set the two lists and the status; announce it."""
         image = await ctx.images.get(ctx.image_id)
         holder = image.properties.get(IMPORT_LOCK) or None
         if holder != ctx.task_id:
@@ -49,6 +50,7 @@ class LockStep:
         await ctx.images.remove_from_list(ctx.image_id, FAILED_IMPORT, ctx.targets)
         if not ctx.is_copy:
             await ctx.images.set_status(ctx.image_id, ImageStatus.IMPORTING)
+        await ctx.announce(EventType.IMAGE_UPDATE, "start")
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
         """Take every unfinished target off the importing list."""

@@ -6,6 +6,7 @@ import asyncio
 
 from flows.context import ImportContext
 from flows.errors import LockLost
+from flows.events import EventType
 from flows.request import COPY_IMAGE, GLANCE_DIRECT
 from flows.sources.copy_image import copy_to_staging, pick_source
 from flows.sources.glance_direct import staged_upload
@@ -57,6 +58,9 @@ class StageStep:
                 )
         ctx.staged_path = dest
         ctx.data_path = dest
+        if ctx.is_copy:
+            # The data the stores receive is ready (Glance's copy plugin saves the image here).
+            await ctx.announce(EventType.IMAGE_UPDATE, "data")
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
         """Remove downloaded or copied bits; an upload stays for a retry (the runner decides)."""

@@ -17,6 +17,7 @@ from enum import Enum
 from flows.context import ImportContext
 from flows.engine import Parallel
 from flows.errors import LockLost, StoreWriteFailed
+from flows.events import EventType, UploadFailure, failure_kind
 from flows.fanout import FanOut
 from flows.records import FAILED_IMPORT, IMPORTING_TO_STORES
 from flows.sparse import ImageReader, SparseFileReader
@@ -55,8 +56,14 @@ class StoreStep:
         self._writing = False
 
     async def execute(self, ctx: ImportContext) -> None:
-        """Write, record the location, update the lists, maybe activate."""
+        """Write, record the location, update the lists, maybe activate.
+
+        Announced as Glance's import does: ``image.prepare`` before the write,
+        ``image.upload`` once the location is recorded, ``image.activate`` when the image
+        goes active, and ``image.update`` once the store has left the importing list.
+        """
         await ctx.assert_holds()
+        await ctx.announce(EventType.IMAGE_PREPARE, self.name, store=self.store)
         try:
             url = await self._write(ctx)
         except (StoreWriteFailed, OSError) as exc:
@@ -64,12 +71,14 @@ class StoreStep:
             if ctx.request.allow_failure:
                 return
             raise
+        await ctx.announce(EventType.IMAGE_UPLOAD, self.name)
         await ctx.images.remove_from_list(ctx.image_id, IMPORTING_TO_STORES, [self.store])
         # Counted once this store left the list: a step that then finds every target written
         # knows every target's record is complete.
         ctx.written[self.store] = url
         if self._activates(ctx):
             await _activate(ctx)
+        await ctx.announce(EventType.IMAGE_UPDATE, self.name)
 
     def _activates(self, ctx: ImportContext) -> bool:
         if self.activation is Activation.FIRST_SUCCESS:
@@ -147,8 +156,13 @@ class StoreStep:
         log.warning("write to store %s failed: %s", self.store, detail)
         ctx.failed[self.store] = detail
         ctx.observer.store_write(self.store, "failure")
+        # Its own moment: a resumed task that now writes this store announces the success.
+        moment = f"{self.name}:failed"
+        failure = UploadFailure(failure_kind(exc), detail)
+        await ctx.announce(EventType.IMAGE_UPLOAD, moment, failure=failure)
         await ctx.images.remove_from_list(ctx.image_id, IMPORTING_TO_STORES, [self.store])
         await ctx.images.add_to_list(ctx.image_id, FAILED_IMPORT, [self.store])
+        await ctx.announce(EventType.IMAGE_UPDATE, moment)
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
         """Delete the data this step wrote and forget its location.
@@ -169,6 +183,8 @@ class StoreStep:
             await store.discard(ctx.image_id)
         self._url, self._writing = None, False
         await ctx.images.remove_from_list(ctx.image_id, IMPORTING_TO_STORES, [self.store])
+        if url is not None:
+            await ctx.announce(EventType.IMAGE_UPDATE, f"revert:{self.name}")
 
 
 async def _activate(ctx: ImportContext) -> None:
@@ -182,6 +198,7 @@ async def _activate(ctx: ImportContext) -> None:
         await ctx.images.record_data(ctx.image_id, facts)
         await ctx.images.set_status(ctx.image_id, ImageStatus.ACTIVE)
         ctx.activated = True
+        await ctx.announce(EventType.IMAGE_ACTIVATE, "activate")
 
 
 def store_group(steps: list[StoreStep]) -> Parallel[ImportContext]:

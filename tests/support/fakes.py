@@ -6,8 +6,11 @@ import dataclasses
 import time
 
 from flows.errors import NotFound
+from flows.events import Announcement
 from flows.records import (
+    FAILED_IMPORT,
     IMPORT_LOCK,
+    IMPORTING_TO_STORES,
     DataFacts,
     ImageRecord,
     Location,
@@ -123,3 +126,40 @@ class MemoryTasks:
 
     async def set_message(self, task_id: str, message: str) -> None:
         self._update(task_id, message=message)
+
+
+class MemoryEvents:
+    """flows.ports.ImageEvents over a list: each announcement with the image at that moment.
+
+    Like the worker's outbox, an announcement a task already made (same event and moment) is
+    not recorded again.
+    """
+
+    def __init__(self, images: MemoryImages) -> None:
+        self.images = images
+        #: ``(event, moment, store, failure kind, status, importing, failed)``, in order.
+        self.rows: list[tuple[str, str, str, str, str, str, str]] = []
+        self._seen: set[tuple[str, str, str]] = set()
+
+    async def announce(self, task_id: str, image_id: str, announcement: Announcement) -> None:
+        key = (task_id, announcement.event, announcement.moment)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        image = self.images.images[image_id]
+        failure = announcement.failure
+        self.rows.append(
+            (
+                announcement.event,
+                announcement.moment,
+                announcement.store or "",
+                failure.kind if failure else "",
+                image.status,
+                image.properties.get(IMPORTING_TO_STORES, ""),
+                image.properties.get(FAILED_IMPORT, ""),
+            )
+        )
+
+    def events(self) -> list[str]:
+        """The event types, in order."""
+        return [row[0] for row in self.rows]

@@ -13,6 +13,7 @@ from flows.context import ImportContext
 from flows.engine import FlowFailed
 from flows.errors import StoreWriteFailed
 from flows.import_flow import build_import_flow
+from flows.ports import ImageEvents
 from flows.records import (
     FAILED_IMPORT,
     IMPORT_LOCK,
@@ -193,13 +194,14 @@ async def import_staged(
     status: str = "uploading",
     requested: ImageFormats | None = None,
     observe: Callable[[str, ImportContext], object] | None = None,
+    events: Callable[[MemoryImages], ImageEvents] | None = None,
 ) -> tuple[ImportContext, Journal, BaseException | None]:
     """Run the whole import flow (glance-direct) of a 16 MiB image into file stores.
 
     The image says ``disk_format``/``container_format``; the staged bits are in format
     ``bits`` (default: ``disk_format``). ``kinds`` maps each target store, in order, to its
     class (default: central and dcn0, plain file stores). ``observe(step, ctx)`` is called
-    each time a step reports its end.
+    each time a step reports its end; ``events`` builds what records the announcements.
     """
     raw = tmp_path / "source.raw"
     make_sparse_raw(raw, STAGED_VIRTUAL, [(0, MiB), (8 * MiB, MiB)])
@@ -224,6 +226,8 @@ async def import_staged(
         method="glance-direct",
     )
     ctx.requested_formats = requested or ImageFormats(disk_format, container_format)
+    if events is not None:
+        ctx.events = events(images)
     journal = Journal(images, "img", journal_fields)
     if observe is not None:
         journal.hooks.append(lambda step, _result: observe(step, ctx))

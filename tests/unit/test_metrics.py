@@ -14,6 +14,7 @@ from prometheus_client.samples import Sample
 
 import flows.import_flow
 from flows.engine import Flow, FlowFailed
+from flows.events import EventType
 from flows.observer import FlowObserver
 from flows.states import AttemptStatus, StepResult
 from flows.steps.store import Activation, StoreStep
@@ -75,6 +76,9 @@ def test_each_metric_has_its_documented_type() -> None:
     assert families["imgworker_lock_takeovers"] == "counter"
     assert families["imgworker_consumer_attached"] == "gauge"
     assert families["imgworker_draining"] == "gauge"
+    assert families["imgworker_notifications_sent"] == "counter"
+    assert families["imgworker_notifications_undelivered"] == "gauge"
+    assert families["imgworker_notifications_publish_failures"] == "counter"
 
 
 def documented_metrics() -> dict[str, tuple[str, set[str]]]:
@@ -95,6 +99,9 @@ def test_the_documented_table_matches_the_registry(tmp_path: Path) -> None:
     metrics.task_finished("web-download", "retry", "source", 1.0)
     metrics.dead_lettered("bad_json")
     metrics.safety_refusal("backing_file")
+    metrics.notification_sent("image.upload")
+    metrics.notifications_waiting(3)
+    metrics.notification_failed()
     registered: dict[str, tuple[str, set[str]]] = {}
     for family in metrics.registry.collect():
         if family.name.startswith("imgworker_"):
@@ -132,6 +139,7 @@ def test_documented_label_values_are_the_declared_ones() -> None:
     assert documented[("imgworker_step_duration_seconds", "result")] == list(StepResult)
     assert documented[("imgworker_task_duration_seconds", "result")] == list(AttemptStatus)
     assert documented[("imgworker_tasks_dead_lettered_total", "reason")] == list(RejectReason)
+    assert documented[("imgworker_notifications_sent_total", "event_type")] == list(EventType)
     assert sorted(documented[("imgworker_step_duration_seconds", "step")]) == sorted(
         flow_step_names()
     )
@@ -301,3 +309,15 @@ def test_hooks_are_thread_safe() -> None:
     for thread in threads:
         thread.join()
     assert value(scrape(metrics), "imgworker_bytes_written_total", store="central") == 4000
+
+
+def test_the_relay_s_hooks_move_the_notification_metrics() -> None:
+    metrics = Metrics()
+    metrics.notification_sent("image.upload")
+    metrics.notification_sent("image.upload")
+    metrics.notifications_waiting(7)
+    metrics.notification_failed()
+    f = scrape(metrics)
+    assert value(f, "imgworker_notifications_sent_total", event_type="image.upload") == 2
+    assert value(f, "imgworker_notifications_undelivered") == 7
+    assert value(f, "imgworker_notifications_publish_failures_total") == 1

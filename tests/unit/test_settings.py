@@ -121,3 +121,32 @@ def test_a_read_command_reports_a_database_typo(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(config), "list"], env={})
     assert result.exit_code == 1
     assert "database.ulr: Extra inputs are not permitted" in result.output
+
+
+def test_notifications_are_glance_s_defaults_and_off() -> None:
+    notifications = load_settings(environ={}).notifications
+    assert (notifications.driver, notifications.exchange) == ("noop", "glance")
+    assert notifications.topics == ("notifications",)
+    assert notifications.publisher_id == "image.localhost"
+    assert not notifications.enabled and not notifications.durable
+
+
+def test_notifications_from_the_environment_default_to_the_task_broker() -> None:
+    settings = load_settings(
+        environ={
+            "IMGWORKER_NOTIFICATIONS__DRIVER": "messagingv2",
+            "IMGWORKER_NOTIFICATIONS__TOPICS": '["notifications", "searchlight"]',
+            "IMGWORKER_BROKER__URL": "amqp://u:p@rabbit:5672/",
+        }
+    )
+    notifications = settings.notifications
+    assert notifications.enabled
+    assert notifications.topics == ("notifications", "searchlight")
+    assert notifications.broker_url(settings.broker) == "amqp://u:p@rabbit:5672/"
+
+
+def test_notifications_need_a_known_driver_and_a_topic() -> None:
+    with pytest.raises(ConfigError, match=r"notifications\.driver"):
+        load_settings(environ={"IMGWORKER_NOTIFICATIONS__DRIVER": "kafka"})
+    with pytest.raises(ConfigError, match="at least one topic"):
+        load_settings(environ={"IMGWORKER_NOTIFICATIONS__TOPICS": "[]"})

@@ -66,7 +66,11 @@ def build_app(state: ApiState) -> web.Application:
 
 async def open_state(settings: Settings) -> ApiState:
     """Connect to the database; the broker is connected on first use."""
-    records = await Records.open(settings.database, lease_seconds=settings.worker.lease_seconds)
+    records = await Records.open(
+        settings.database,
+        lease_seconds=settings.worker.lease_seconds,
+        notifications=settings.notifications,
+    )
     return ApiState(
         settings=settings,
         records=records,

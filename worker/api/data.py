@@ -16,6 +16,7 @@ from flows.states import ImageStatus, TaskStatus
 from worker.api.bodies import require_media_type
 from worker.api.common import visible_image
 from worker.api.errors import ApiError, conflict, forbidden
+from worker.api.identity import Identity
 from worker.api.imports import STORE_HEADER
 from worker.api.policy import require_owner
 from worker.api.state import ApiState
@@ -116,7 +117,7 @@ def _require_method(state: ApiState, method: str) -> None:
 
 async def download(request: web.Request) -> web.StreamResponse:
     """``GET /v2/images/{image_id}/file``: stream the data from a store that has it."""
-    state, _identity, image = await visible_image(request)
+    state, identity, image = await visible_image(request)
     if image.status == ImageStatus.DEACTIVATED:
         raise forbidden(
             "The requested image has been deactivated. Image data download is forbidden."
@@ -132,12 +133,27 @@ async def download(request: web.Request) -> web.StreamResponse:
     if image.checksum:
         response.headers["Content-MD5"] = image.checksum
     await response.prepare(request)
-    segments = reader.segments()
-    while (segment := await asyncio.to_thread(next, segments, None)) is not None:
-        for piece in _pieces(segment):
-            await response.write(piece)
-    await response.write_eof()
+    sent = 0
+    try:
+        segments = reader.segments()
+        while (segment := await asyncio.to_thread(next, segments, None)) is not None:
+            for piece in _pieces(segment):
+                await response.write(piece)
+                sent += len(piece)
+        await response.write_eof()
+    finally:
+        await _announce_send(state, identity, image, sent)
     return response
+
+
+async def _announce_send(
+    state: ApiState, identity: Identity, image: ImageRecord, sent: int
+) -> None:
+    """``image.send`` once the download ended (a failure to record it is only logged)."""
+    try:
+        await state.catalog.announce_send(image, sent, identity.viewer(), identity.user_id)
+    except Exception:
+        log.warning("image.send of image %s not recorded", image.id, exc_info=True)
 
 
 def _readable_location(state: ApiState, image: ImageRecord) -> Location | None:

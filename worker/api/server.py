@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 
 from aiohttp import web
 
@@ -13,6 +15,7 @@ from worker.api.app import build_app, close_state, open_state
 from worker.api.keystone import KeystoneUnavailable
 from worker.api.state import ApiState
 from worker.daemon.startup import DependencyRefused, database, reach
+from worker.notifications.relay import notification_relay
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,28 +31,35 @@ async def serve(settings: Settings) -> None:
     yet; the broker is connected on first use, so it may come later still.
     """
     state = await reach(database(settings.database.url), lambda: open_state(settings), {})
+    relay_id = f"api:{socket.gethostname()}:{os.getpid()}"
     try:
-        runner = web.AppRunner(
-            build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
-        )
-        await runner.setup()
-        try:
-            host, port = parse_address(settings.api.listen)
-            await web.TCPSite(runner, host, port).start()
-            address = runner.addresses[0]
-            log.info(
-                "imgworker api (auth %s) listening on %s:%s",
-                settings.api.auth,
-                address[0],
-                address[1],
-            )
-            await _report_catalog(state)
-            await _until_signalled()
-            log.info("stopping: finishing requests in flight")
-        finally:
-            await runner.cleanup()
+        async with notification_relay(settings, state.records.notifications, relay_id):
+            await _serve_until_signalled(settings, state)
     finally:
         await close_state(state)
+
+
+async def _serve_until_signalled(settings: Settings, state: ApiState) -> None:
+    """Listen until SIGTERM/SIGINT, then finish the requests in flight."""
+    runner = web.AppRunner(
+        build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
+    )
+    await runner.setup()
+    try:
+        host, port = parse_address(settings.api.listen)
+        await web.TCPSite(runner, host, port).start()
+        address = runner.addresses[0]
+        log.info(
+            "imgworker api (auth %s) listening on %s:%s",
+            settings.api.auth,
+            address[0],
+            address[1],
+        )
+        await _report_catalog(state)
+        await _until_signalled()
+        log.info("stopping: finishing requests in flight")
+    finally:
+        await runner.cleanup()
 
 
 async def _report_catalog(state: ApiState) -> None:

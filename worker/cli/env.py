@@ -7,7 +7,9 @@ pays for them.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -74,7 +76,8 @@ def run_with_services(
     async def scope() -> T:
         services = await Services.open(settings, observer)
         try:
-            return await work(services)
+            async with _relay(settings, services.records):
+                return await work(services)
         finally:
             await services.close()
 
@@ -87,13 +90,31 @@ def run_with_records(settings: Settings, work: Callable[[Records], Awaitable[T]]
 
     async def scope() -> T:
         database = settings.database
-        records = await Records.open(database, lease_seconds=settings.worker.lease_seconds)
+        records = await Records.open(
+            database,
+            lease_seconds=settings.worker.lease_seconds,
+            notifications=settings.notifications,
+        )
         try:
-            return await work(records)
+            async with _relay(settings, records):
+                return await work(records)
         finally:
             await records.close()
 
     return run(scope())
+
+
+def _relay(settings: Settings, records: Records) -> AbstractAsyncContextManager[object]:
+    """The notifications a command records, sent while it runs and before it exits."""
+    if not settings.notifications.enabled:
+        return contextlib.nullcontext()
+    import os
+    import socket
+
+    from worker.notifications.relay import notification_relay
+
+    relay_id = f"cli:{socket.gethostname()}:{os.getpid()}"
+    return notification_relay(settings, records.notifications, relay_id)
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -29,6 +29,7 @@ from worker.daemon.logs import log_uncaught
 from worker.daemon.metrics import Metrics
 from worker.daemon.startup import DependencyRefused, reach
 from worker.daemon.sweeper import DeleteSweeper
+from worker.notifications.relay import notification_relay
 from worker.services import Services
 from worker.settings import Settings
 
@@ -106,30 +107,39 @@ class Daemon:
         if services is None:
             return
         self._services = services
+        relay = notification_relay(
+            settings, services.records.notifications, services.worker_id, self.metrics
+        )
         try:
-            consumer = self._consumer = Consumer(services, self.metrics, self.health)
-            try:
-                await self._unless_drained(
-                    reach(startup.broker(settings.broker.url), consumer.start, self.health.waiting)
-                )
-                publisher = LazyPublisher(settings.broker)
-                sweeper = DeleteSweeper(
-                    services.records.deletions,
-                    publisher,
-                    settings.worker,
-                    self.metrics.pending_deletions,
-                )
-                try:
-                    async with sweeper:
-                        await self._drain.wait()
-                    await consumer.drain(settings.worker.drain_grace_seconds)
-                finally:
-                    await publisher.close()
-            finally:
-                await consumer.close()
+            async with relay:
+                await self._consume(services)
         finally:
             self._services = None
             await services.close()
+
+    async def _consume(self, services: Services) -> None:
+        """Consume until drained (the notification relay runs around this, see _serve)."""
+        settings = self.settings
+        consumer = self._consumer = Consumer(services, self.metrics, self.health)
+        try:
+            await self._unless_drained(
+                reach(startup.broker(settings.broker.url), consumer.start, self.health.waiting)
+            )
+            publisher = LazyPublisher(settings.broker)
+            sweeper = DeleteSweeper(
+                services.records.deletions,
+                publisher,
+                settings.worker,
+                self.metrics.pending_deletions,
+            )
+            try:
+                async with sweeper:
+                    await self._drain.wait()
+                await consumer.drain(settings.worker.drain_grace_seconds)
+            finally:
+                await publisher.close()
+        finally:
+            await consumer.close()
 
     async def _open_services(self) -> Services:
         """Open the records (upgrading the schema when configured) and see the database answer."""

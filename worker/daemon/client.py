@@ -28,7 +28,7 @@ from worker.daemon.topology import declare
 from worker.db.tasks import TaskEnd
 from worker.services import Records
 from worker.settings import BrokerSettings
-from worker.submission import SubmissionRules, submit_import
+from worker.submission import SubmissionRules, announce_run, submit_import
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ async def enqueue_import(
     task = await submit_import(
         records, rules, image_id=image_id, request=request, requester=requester
     )
+    # Before publishing: a worker may claim the task (task.processing) the moment it is out.
+    await announce_run(records, task.id)
     try:
         await publisher.publish(TaskMessage(task.id, image_id, request, requester))
     except BaseException as exc:

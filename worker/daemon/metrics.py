@@ -165,6 +165,23 @@ class Metrics:
             "Delete tasks not finished yet (as this worker's sweeper last counted them).",
             registry=registry,
         )
+        self.notifications_sent = Counter(
+            "imgworker_notifications_sent",
+            "Notifications this process published (or logged), by event type.",
+            ["event_type"],
+            registry=registry,
+        )
+        self.notifications_undelivered = Gauge(
+            "imgworker_notifications_undelivered",
+            "Notifications recorded but not published yet, pool-wide (as this worker's relay "
+            "last counted them).",
+            registry=registry,
+        )
+        self.notifications_publish_failures = Counter(
+            "imgworker_notifications_publish_failures",
+            "Attempts to publish a notification that failed (the broker down, slow or refusing).",
+            registry=registry,
+        )
         if staging_dir is not None:
             self.staging_free_bytes = Gauge(
                 "imgworker_staging_free_bytes",
@@ -248,6 +265,20 @@ class Metrics:
     def pending_deletions(self, count: int) -> None:
         """How many delete tasks wait to be done, pool-wide."""
         self.deletions_pending.set(count)
+
+    # The notification relay
+
+    def notification_sent(self, event_type: str) -> None:
+        """One notification was published."""
+        self.notifications_sent.labels(event_type=event_type).inc()
+
+    def notifications_waiting(self, count: int) -> None:
+        """How many notifications wait to be published, pool-wide."""
+        self.notifications_undelivered.set(count)
+
+    def notification_failed(self) -> None:
+        """An attempt to publish a notification failed."""
+        self.notifications_publish_failures.inc()
 
     def draining(self, value: bool) -> None:
         """Whether a drain has started."""

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, false, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.errors import ImageStateConflict, NotFound
+from flows.events import EventType, Priority
 from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
 from flows.states import ImageStatus, LocationStatus, TaskStatus, TaskType
 from worker.db.images import IMAGE_RELATIONS, load_image, lock_image_row, snapshot
@@ -31,8 +32,10 @@ from worker.db.models import (
     TaskInfo,
     utcnow,
 )
+from worker.db.outbox import Outbox
 from worker.db.tasks import task_snapshot
 from worker.db.transactions import Transactional
+from worker.notifications.payloads import send_payload
 
 #: Core attributes a caller may change (the rest are read-only or reserved).
 MUTABLE_CORE = (
@@ -93,7 +96,17 @@ class Deletion:
 
 
 class SqlCatalog(Transactional):
-    """The API's reads and writes of images, each in one transaction."""
+    """The API's reads and writes of images, each in one transaction.
+
+    Every change is announced as Glance announces it (``image.create``, ``image.update``,
+    ``image.delete``) through ``outbox``, in the transaction that makes it.
+    """
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox | None = None
+    ) -> None:
+        super().__init__(sessions)
+        self._outbox = outbox or Outbox()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -153,7 +166,9 @@ class SqlCatalog(Transactional):
             )
             session.add(image)
             await session.flush()
-            return snapshot(image)
+            created = snapshot(image)
+            await self._outbox.image(session, created, EventType.IMAGE_CREATE)
+            return created
 
         return await self._in_transaction(work)
 
@@ -170,7 +185,9 @@ class SqlCatalog(Transactional):
             image.updated_at = utcnow()
             await session.flush()
             session.expire(image)
-            return snapshot(await load_image(session, image_id))
+            updated = snapshot(await load_image(session, image_id))
+            await self._outbox.image(session, updated, EventType.IMAGE_UPDATE)
+            return updated
 
         return await self._in_transaction(work)
 
@@ -199,7 +216,9 @@ class SqlCatalog(Transactional):
                 task = await _new_delete_task(
                     session, TaskType.IMAGE_DELETE, image_id, doomed, staged, requester
                 )
-            return Deletion(snapshot(image), task)
+            deleted = snapshot(image)
+            await self._outbox.image(session, deleted, EventType.IMAGE_DELETE, deleted_at=now)
+            return Deletion(deleted, task)
 
         return await self._in_transaction(work)
 
@@ -233,11 +252,30 @@ class SqlCatalog(Transactional):
             for location in chosen:
                 location.status = LocationStatus.PENDING_DELETE
             image.updated_at = utcnow()
-            return await _new_delete_task(
+            task = await _new_delete_task(
                 session, TaskType.STORE_DELETE, image_id, chosen, False, requester
             )
+            await self._outbox.image(session, snapshot(image), EventType.IMAGE_UPDATE)
+            return task
 
         return await self._in_transaction(work)
+
+    async def announce_send(
+        self, image: ImageRecord, bytes_sent: int, receiver: Viewer, user_id: str | None
+    ) -> None:
+        """Record ``image.send``: ``receiver`` downloaded ``bytes_sent`` bytes of ``image``
+        (at ``error`` priority when that is not the whole image, as Glance does)."""
+        if not self._outbox.wants(EventType.IMAGE_SEND):
+            return
+        payload = send_payload(image, bytes_sent, receiver.project_id, user_id)
+        priority = Priority.INFO if bytes_sent == image.size else Priority.ERROR
+
+        async def work(session: AsyncSession) -> None:
+            await self._outbox.add(
+                session, EventType.IMAGE_SEND, payload, image_id=image.id, priority=priority
+            )
+
+        await self._in_transaction(work)
 
 
 class ProtectedImage(ImageStateConflict):

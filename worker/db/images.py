@@ -15,10 +15,11 @@ from collections.abc import Callable
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from flows.errors import ImageStateConflict, NotFound
+from flows.events import EventType
 from flows.preconditions import STAGEABLE
 from flows.records import (
     IMPORT_LOCK,
@@ -30,6 +31,7 @@ from flows.records import (
 )
 from flows.states import ImageStatus
 from worker.db.models import Image, ImageLocation, ImageProperty, utcnow
+from worker.db.outbox import Outbox
 from worker.db.transactions import Transactional
 
 #: What a snapshot of an image reads besides its row.
@@ -41,7 +43,18 @@ IMAGE_RELATIONS = (
 
 
 class SqlImageRepository(Transactional):
-    """Images, their properties and locations."""
+    """Images, their properties and locations.
+
+    Creating an image and staging its data are announced (``image.create``,
+    ``image.update``) through ``outbox``, in the same transaction; what an import changes is
+    announced by the flow itself (:mod:`worker.db.events`).
+    """
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox | None = None
+    ) -> None:
+        super().__init__(sessions)
+        self._outbox = outbox or Outbox()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -99,7 +112,9 @@ class SqlImageRepository(Transactional):
             )
             session.add(image)
             await session.flush()
-            return snapshot(image)
+            created = snapshot(image)
+            await self._outbox.image(session, created, EventType.IMAGE_CREATE)
+            return created
 
         return await self._in_transaction(work)
 
@@ -176,6 +191,8 @@ class SqlImageRepository(Transactional):
             image.status = ImageStatus.UPLOADING
             image.size = size
             image.updated_at = utcnow()
+            await session.flush()
+            await self._outbox.image(session, snapshot(image), EventType.IMAGE_UPDATE)
 
         await self._in_transaction(work)
 
@@ -325,6 +342,21 @@ async def load_image(session: AsyncSession, image_id: str) -> Image:
     if image is None:
         raise NotFound(f"image {image_id} does not exist")
     return image
+
+
+async def current_image(session: AsyncSession, image_id: str) -> ImageRecord:
+    """The image with what this transaction changed so far (deleted images too): what a
+    notification written in this transaction reports."""
+    await session.flush()
+    image = await session.scalar(
+        select(Image)
+        .where(Image.id == image_id)
+        .options(*IMAGE_RELATIONS)
+        .execution_options(populate_existing=True)
+    )
+    if image is None:
+        raise NotFound(f"image {image_id} does not exist")
+    return snapshot(image)
 
 
 async def lock_image_row(session: AsyncSession, image_id: str) -> None:

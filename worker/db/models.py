@@ -194,3 +194,33 @@ class TaskInfo(Base):
     message: Mapped[str | None] = mapped_column(Text)
 
     task: Mapped[Task] = relationship(back_populates="info")
+
+
+class Notification(Base):
+    """``notifications``: the outbox of Glance's notifications (an imgworker table).
+
+    A row is written in the transaction of the change it reports and published later by a
+    relay (:mod:`worker.notifications.relay`). ``dedup_key`` (task, event, moment) keeps a
+    resumed import task from recording an event twice; ``image_id`` orders each image's
+    events; ``claimed_by``/``claimed_at`` let one relay of the pool publish a row at a time.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("dedup_key", name="ix_notifications_dedup_key"),
+        Index("ix_notifications_sent_at", "sent_at"),
+        Index("ix_notifications_image_id_id", "image_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: oslo.messaging's ``message_id`` (its hex is the ``_unique_id``): kept when re-sent.
+    message_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    dedup_key: Mapped[str | None] = mapped_column(String(255))
+    image_id: Mapped[str | None] = mapped_column(String(36))
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    priority: Mapped[str] = mapped_column(String(16), nullable=False)
+    payload: Mapped[Any] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -17,9 +17,12 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.errors import LockLost, NotFound
+from flows.events import EventType
 from flows.records import IMPORT_LOCK, TaskRecord
 from flows.states import ImageStatus, TaskStatus, is_terminal
+from worker.db.images import current_image
 from worker.db.models import Image, ImageProperty, Task, TaskInfo, utcnow
+from worker.db.outbox import Outbox
 from worker.db.transactions import Transactional
 
 PENDING = TaskStatus.PENDING
@@ -57,13 +60,23 @@ class TaskEnd:
 
 
 class SqlTaskRepository(Transactional):
-    """Tasks and their info."""
+    """Tasks and their info.
+
+    An import task's life is announced as Glance announces it (``task.create``,
+    ``task.run``, ``task.processing``, ``task.success``/``task.failure``) through
+    ``outbox``, each once, in the transaction that changes the task.
+    """
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, lease_seconds: float = 300.0
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        lease_seconds: float = 300.0,
+        outbox: Outbox | None = None,
     ) -> None:
         super().__init__(sessions)
         self._lease = timedelta(seconds=lease_seconds)
+        self._outbox = outbox or Outbox()
 
     async def create(
         self,
@@ -91,9 +104,21 @@ class SqlTaskRepository(Transactional):
             )
             session.add(task)
             await session.flush()
-            return task_snapshot(task)
+            created = task_snapshot(task)
+            await self._outbox.task(session, created, EventType.TASK_CREATE)
+            return created
 
         return await self._in_transaction(work)
+
+    async def announce_run(self, task_id: str) -> None:
+        """Announce ``task.run``: the task was handed to the workers (or, embedded, run)."""
+
+        async def work(session: AsyncSession) -> None:
+            await self._outbox.task(
+                session, task_snapshot(await _load(session, task_id)), EventType.TASK_RUN
+            )
+
+        await self._in_transaction(work)
 
     async def get(self, task_id: str) -> TaskRecord:
         """Return the task, or raise :class:`NotFound` naming the unknown id."""
@@ -134,7 +159,12 @@ class SqlTaskRepository(Transactional):
                 .values(status=PROCESSING, claimed_by=worker_id, updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+            # Once per task: a worker taking over a dead one's task announces nothing new.
+            claimed = task_snapshot(await _load(session, task_id))
+            await self._outbox.task(session, claimed, EventType.TASK_PROCESSING)
+            return True
 
         if not await self._in_transaction(work):
             task = await self.get(task_id)
@@ -203,8 +233,21 @@ class SqlTaskRepository(Transactional):
             if end.result is not None:
                 task.info.result = dict(end.result)
             task.info.message = end.message
-            if image_id is not None:
-                await _release_and_set(session, image_id, task_id, end.image_status)
+            if image_id is not None and await _release_and_set(
+                session, image_id, task_id, end.image_status
+            ):
+                await self._outbox.image(
+                    session,
+                    await current_image(session, image_id),
+                    EventType.IMAGE_UPDATE,
+                    key=f"{task_id}/{EventType.IMAGE_UPDATE}/end",
+                )
+            ended = (
+                EventType.TASK_SUCCESS
+                if end.status == TaskStatus.SUCCESS
+                else EventType.TASK_FAILURE
+            )
+            await self._outbox.task(session, task_snapshot(task), ended)
             return True
 
         return await self._in_transaction(work)
@@ -250,8 +293,11 @@ async def _load(session: AsyncSession, task_id: str, *, for_update: bool = False
 
 async def _release_and_set(
     session: AsyncSession, image_id: str, task_id: str, image_status: ImageStatus | None
-) -> None:
-    """Drop ``task_id``'s lock on the image; set ``image_status`` if the lock was its."""
+) -> bool:
+    """Drop ``task_id``'s lock on the image; set ``image_status`` if the lock was its.
+
+    Tell whether the lock was its (the image record changed).
+    """
     released = await session.execute(
         delete(ImageProperty).where(
             ImageProperty.image_id == image_id,
@@ -266,6 +312,7 @@ async def _release_and_set(
             .values(status=image_status, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+    return bool(released.rowcount)  # type: ignore[attr-defined]
 
 
 def _aware(moment: datetime) -> datetime:

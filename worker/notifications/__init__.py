@@ -1,0 +1,1 @@
+"""Glance's notifications: their payloads, the oslo.messaging wire format, the relay."""
