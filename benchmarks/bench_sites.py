@@ -180,6 +180,7 @@ def _import_once(
     root: Path, confs: dict[str, str], sites: dict[str, Site], source: Path, parallel: int
 ) -> tuple[float, float, dict[str, float]]:
     """Import ``source`` into every site; return (import s, store writes s, busy by site)."""
+    root.mkdir(parents=True, exist_ok=True)
     clock = _StepClock()
 
     async def run() -> float:

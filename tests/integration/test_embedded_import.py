@@ -359,6 +359,16 @@ def test_cli_import_show_and_list(tmp_path: Path, qcow2_image: Path) -> None:
     reverted = json.loads(cli("show", json.loads(failed.stdout)["id"], "--json").stdout)
     assert reverted["status"] == "failed" and reverted["stores"] == ""
     assert (reverted["disk_format"], reverted["container_format"]) == ("qcow2", "bare")
+    # Deleting in this process: one store's copy, then the whole image (the guide's 2.4).
+    image_id = shown["id"]
+    one_copy = cli("stores-delete", image_id, "--store", "dcn0")
+    assert one_copy.returncode == 0, one_copy.stderr
+    assert not (tmp_path / "dcn0" / image_id).exists()
+    assert json.loads(cli("show", image_id, "--json").stdout)["stores"] == "central,dcn1"
+    gone = cli("image-delete", image_id)
+    assert gone.returncode == 0, gone.stderr
+    assert not any((tmp_path / s / image_id).exists() for s in STORES)
+    assert cli("show", image_id).returncode != 0
 
 
 @pytest.mark.parametrize("allow_failure", [True, False], ids=["allow-failure", "must-succeed"])
@@ -410,13 +420,3 @@ async def test_three_stores_at_once_one_unwritable(
         assert "store:dcn0" in result.task.message
         assert not any(leftovers.values())
     assert staging_is_empty(settings)
-    # Deleting in this process: one store's copy, then the whole image (the guide's 2.4).
-    image_id = shown["id"]
-    one_copy = cli("stores-delete", image_id, "--store", "dcn0")
-    assert one_copy.returncode == 0, one_copy.stderr
-    assert not (tmp_path / "dcn0" / image_id).exists()
-    assert json.loads(cli("show", image_id, "--json").stdout)["stores"] == "central,dcn1"
-    gone = cli("image-delete", image_id)
-    assert gone.returncode == 0, gone.stderr
-    assert not any((tmp_path / s / image_id).exists() for s in STORES)
-    assert cli("show", image_id).returncode != 0
