@@ -13,7 +13,7 @@ from flows.lease import Lease
 from flows.observer import FlowObserver, NullObserver
 from flows.ports import ImageEvents, ImageRepository, TaskRepository
 from flows.progress import Progress
-from flows.records import DataFacts, ImageFormats, ImageRecord
+from flows.records import DataFacts, Hold, ImageFormats, ImageRecord
 from flows.request import COPY_IMAGE, ImportRequest
 from flows.stores.base import Store
 
@@ -90,6 +90,11 @@ class ImportContext:
     activation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: The one read of the data shared by the stores being written at once, while they are.
     fanout: FanOut | None = None
+
+    @property
+    def hold(self) -> Hold:
+        """This task's hold on its image (the lock and the worker's claim)."""
+        return Hold(self.image_id, self.task_id, self.worker_id)
 
     async def assert_holds(self) -> None:
         """Raise :class:`flows.errors.LockLost` unless this task still holds its image."""

@@ -8,8 +8,7 @@ import logging
 
 from flows.errors import LockLost
 from flows.ports import ImageRepository, TaskRepository
-from flows.records import IMPORT_LOCK
-from flows.states import TaskStatus
+from flows.records import Hold
 
 log = logging.getLogger(__name__)
 
@@ -22,19 +21,14 @@ class Lease:
     """
 
     def __init__(
-        self,
-        images: ImageRepository,
-        tasks: TaskRepository,
-        image_id: str,
-        task_id: str,
-        worker_id: str,
-        interval: float,
+        self, images: ImageRepository, tasks: TaskRepository, hold: Hold, interval: float
     ) -> None:
         self._images = images
         self._tasks = tasks
-        self._image_id = image_id
-        self._task_id = task_id
-        self._worker_id = worker_id
+        #: The image lock and the claim this lease keeps.
+        self.hold = hold
+        self._task_id = hold.task_id
+        self._worker_id = hold.worker_id
         self._interval = interval
         self._heartbeat: asyncio.Task[None] | None = None
         self._lost: str | None = None
@@ -61,21 +55,11 @@ class Lease:
         """Raise :class:`LockLost` unless this task still holds the image lock and its claim."""
         if self._lost is not None:
             raise LockLost(self._lost)
-        image = await self._images.get(self._image_id)
-        holder = image.properties.get(IMPORT_LOCK) or None
-        if holder != self._task_id:
-            self._lost = (
-                f"task {self._task_id} no longer holds the import lock of image "
-                f"{self._image_id} (held by {holder or 'nobody'}): lock preempted"
-            )
-            raise LockLost(self._lost)
-        task = await self._tasks.get(self._task_id)
-        if task.status != TaskStatus.PROCESSING or task.claimed_by != self._worker_id:
-            self._lost = (
-                f"task {self._task_id} was taken over (status {task.status}, claimed by "
-                f"{task.claimed_by}): lock preempted"
-            )
-            raise LockLost(self._lost)
+        try:
+            await self._images.assert_hold(self.hold)
+        except LockLost as lost:
+            self._lost = str(lost)
+            raise
 
     async def _beat(self) -> None:
         while True:

@@ -5,17 +5,67 @@ The worker implements these on top of SQLAlchemy; unit tests use small in-memory
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from flows.events import Announcement
-from flows.records import DataFacts, ImageRecord, TaskRecord
+from flows.records import DataFacts, Hold, ImageRecord, TaskRecord
 
 
 class ImageRepository(Protocol):
-    """Reads and updates image records; every method is atomic on its own."""
+    """Reads and updates image records; every method is atomic on its own.
+
+    The methods that take a :class:`~flows.records.Hold` write only while the task still
+    holds the image (its lock and the worker's claim), checked in the same transaction;
+    otherwise they raise :class:`flows.errors.LockLost` (:class:`flows.errors.NotFound` when
+    the image was deleted meanwhile).
+    """
 
     async def get(self, image_id: str) -> ImageRecord:
         """Return the image, or raise :class:`flows.errors.NotFound` if it is unknown."""
+        ...
+
+    async def assert_hold(self, hold: Hold) -> None:
+        """Raise unless ``hold`` is still the task's (one cheap look)."""
+        ...
+
+    async def begin_import(
+        self,
+        hold: Hold,
+        targets: list[str],
+        *,
+        importing: bool,
+        check: Callable[[ImageRecord], None],
+    ) -> ImageRecord:
+        """Claim the task and announce the targets in one step; return the image before.
+
+        ``check`` (the preconditions) sees the image first and may raise; then the task is
+        claimed for ``hold.worker_id``, the targets join ``os_glance_importing_to_stores``
+        and leave ``os_glance_failed_import``, and the image goes ``importing`` if asked.
+        """
+        ...
+
+    async def record_stored(
+        self,
+        hold: Hold,
+        url: str,
+        store: str,
+        *,
+        activate: DataFacts | None = None,
+        upload: Announcement | None = None,
+    ) -> None:
+        """Record the location written to ``store`` and take it off the importing list.
+
+        With ``activate``, the data's facts are recorded and the image goes ``active`` in the
+        same step: nobody ever sees the store gone from the list while the image is not yet
+        active, as with Glance, which saves the three together. ``upload`` is announced in
+        that step too, once the location is recorded (and the image activated) and before
+        the store leaves the list: the moment Glance sends ``image.upload``.
+        """
+        ...
+
+    async def record_store_failure(self, image_id: str, store: str) -> None:
+        """Move ``store`` from ``os_glance_importing_to_stores`` to the failed list."""
         ...
 
     async def set_status(self, image_id: str, status: str) -> None:

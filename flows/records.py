@@ -110,6 +110,19 @@ class TaskRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """A task's hold on its image: the image's import lock and the worker's claim on the task.
+
+    Every write of a flow is made only while both are the task's (the repositories check it
+    in the same transaction as the write).
+    """
+
+    image_id: str
+    task_id: str
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class DataFacts:
     """What the import learned about the stored data (after conversion)."""
 

@@ -1,7 +1,8 @@
 """Running one import task to a terminal state: the daemon and ``imgworker import`` share this.
 
-``run_task`` loads the task row, waits out (or takes over) another worker's claim, claims it,
-holds the task's lease (the heartbeat) for as long as the flow runs, and records exactly one
+``run_task`` loads the task row, waits out (or takes over) another worker's claim, holds the
+task's lease (the heartbeat) for as long as the flow runs — the flow's first step claims the
+task in the transaction that starts the import —, and records exactly one
 outcome through :meth:`SqlTaskRepository.finish`: success; failure (image ``failed`` unless
 copy-image, lock released, staging cleared); or — for a transient failure that may be
 retried, or a cancellation while draining — the task back to ``pending`` with the lock still
@@ -21,7 +22,7 @@ from flows.engine import FlowFailed
 from flows.errors import ImportFailed, LockLost, SafetyRefusal
 from flows.import_flow import build_import_flow
 from flows.lease import Lease
-from flows.records import ImageFormats, TaskRecord
+from flows.records import Hold, ImageFormats, TaskRecord
 from flows.request import ImportRequest, parse_import_request
 from flows.states import AttemptStatus, ImageStatus, TaskStatus, is_terminal
 from flows.steps.complete import remove_staging
@@ -50,9 +51,13 @@ async def run_task(
     *,
     requester: RequestContext | None = None,
     final_attempt: bool = True,
+    known: TaskRecord | None = None,
 ) -> TaskOutcome:
-    """Run task ``task_id`` to a recorded outcome (see the module docstring)."""
-    task = await _wait_for_claim(services, task_id)
+    """Run task ``task_id`` to a recorded outcome (see the module docstring).
+
+    ``known`` is the task as the caller just read it (saves reading it again).
+    """
+    task = await _wait_for_claim(services, task_id, known)
     if is_terminal(task.status):
         return TaskOutcome(AttemptStatus(task.status), task.message, "duplicate", ran=False)
     if task.claimed_by not in (None, services.worker_id):
@@ -71,10 +76,6 @@ async def run_task(
             task_id, TaskEnd.success({"image_id": task.image_id, "stores": []}, message)
         )
         return TaskOutcome(AttemptStatus.SUCCESS, message)
-    try:
-        await services.tasks.claim(task_id, services.worker_id)
-    except LockLost as lost:
-        return TaskOutcome(AttemptStatus.FAILURE, str(lost), lost.reason)
     ctx = ImportContext(
         task_id=task_id,
         image_id=str(task.image_id),
@@ -93,12 +94,12 @@ async def run_task(
     return await _run_flow(services, ctx, targets, final_attempt)
 
 
-async def _wait_for_claim(services: Services, task_id: str) -> TaskRecord:
+async def _wait_for_claim(services: Services, task_id: str, known: TaskRecord | None) -> TaskRecord:
     """Wait while another live worker holds the task; return it once terminal or free/stale."""
     lease = services.settings.worker.lease_seconds
     poll = min(services.settings.worker.heartbeat_seconds, 5.0)
     while True:
-        task = await services.tasks.get(task_id)
+        task, known = known or await services.tasks.get(task_id), None
         if task.status != TaskStatus.PROCESSING:
             return task
         if task.claimed_by in (None, services.worker_id):
@@ -126,14 +127,8 @@ async def _run_flow(
 ) -> TaskOutcome:
     """Run the flow inside the task's lease; record how it ended."""
     flow = build_import_flow(ctx, targets)
-    lease = Lease(
-        ctx.images,
-        ctx.tasks,
-        ctx.image_id,
-        ctx.task_id,
-        ctx.worker_id,
-        ctx.settings.heartbeat_seconds,
-    )
+    hold = Hold(ctx.image_id, ctx.task_id, ctx.worker_id)
+    lease = Lease(ctx.images, ctx.tasks, hold, ctx.settings.heartbeat_seconds)
     try:
         async with lease, _progress_reporter(ctx):
             ctx.lease = lease

@@ -66,7 +66,7 @@ class Records:
         outbox = Outbox(notifications)
         on = notifications is not None and notifications.enabled
         return cls(
-            images=SqlImageRepository(sessions, outbox),
+            images=SqlImageRepository(sessions, outbox, lease_seconds=lease_seconds),
             tasks=SqlTaskRepository(sessions, lease_seconds=lease_seconds, outbox=outbox),
             deletions=SqlDeletions(sessions),
             catalog=SqlCatalog(sessions, outbox),

@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from flows.context import RequestContext
 from flows.errors import ImageStateConflict
@@ -21,7 +24,7 @@ from flows.request import ImportRequest
 from flows.states import LocationStatus, TaskType
 from flows.targets import resolve_targets
 from worker.db.locks import acquire_import_lock
-from worker.db.tasks import TaskEnd
+from worker.db.tasks import LockHeld, TaskEnd
 from worker.services import Records
 from worker.settings import Settings
 
@@ -78,12 +81,11 @@ async def submit_import(
             f"image {image_id}'s data is still being removed from store(s) "
             f"{', '.join(leaving)}; import there again once that deletion has finished"
         )
-    task_id = str(uuid.uuid4())
-    task = await records.tasks.create(
-        task_id=task_id,
-        image_id=image_id,
-        type=TaskType.IMPORT,
-        input={
+    fields: dict[str, Any] = {
+        "task_id": str(uuid.uuid4()),
+        "image_id": image_id,
+        "type": TaskType.IMPORT,
+        "input": {
             "image_id": image_id,
             "import_req": request.to_body(),
             "backend": targets,
@@ -91,16 +93,24 @@ async def submit_import(
             # resumed after its worker died restores these before it inspects the bits again.
             "image_formats": ImageFormats.of(image).to_dict(),
         },
-        owner=requester.owner,
-        user_id=requester.user_id,
-        request_id=requester.request_id,
-    )
+        "owner": requester.owner,
+        "user_id": requester.user_id,
+        "request_id": requester.request_id,
+    }
+    try:
+        # The usual case, the lock free: the task and its lock in one transaction.
+        return await records.tasks.create(**fields, holding_lock=True)
+    except (LockHeld, IntegrityError):
+        pass
+    # Held (or just taken): a task of its own, then the lock by compare-and-swap, taking it
+    # over from a task that stopped heartbeating.
+    task = await records.tasks.create(**fields)
     try:
         await acquire_import_lock(
-            records.images, records.tasks, image_id, task_id, rules.lease_seconds
+            records.images, records.tasks, image_id, task.id, rules.lease_seconds
         )
     except BaseException as exc:
-        await records.tasks.finish(task_id, TaskEnd.failure(f"not started: {exc}"))
+        await records.tasks.finish(task.id, TaskEnd.failure(f"not started: {exc}"))
         raise
     return task
 

@@ -18,7 +18,9 @@ class InspectStep:
 
     The pure-Python inspector decides; only an image it accepted is shown to ``qemu-img
     info`` (with ``-f`` and resource limits), whose answer must agree: no backing file, no
-    data file, the same virtual size.
+    data file, the same virtual size. A raw image has no header for qemu-img to read — its
+    answer would be the file's size and nothing else —, so raw images are not shown to it
+    (a subprocess saved on every raw import).
     """
 
     name = "inspect"
@@ -30,6 +32,11 @@ class InspectStep:
         policy = ctx.settings.safety
         ctx.progress.phase = "inspecting"
         found = await asyncio.to_thread(inspect_file, ctx.staged_path, declared, policy)
+        ctx.source_format = declared
+        ctx.virtual_size = found.virtual_size
+        if declared == "raw":
+            log.info("inspected: raw, virtual size %d", found.virtual_size)
+            return
         info = await qemu_info(
             ctx.staged_path,
             qemu_format(declared),

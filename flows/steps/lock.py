@@ -14,13 +14,10 @@ from flows.errors import LockLost, StoreWriteFailed
 from flows.events import EventType
 from flows.preconditions import check_can_start
 from flows.records import (
-    FAILED_IMPORT,
-    IMPORT_LOCK,
     IMPORTING_TO_STORES,
     ImageFormats,
     ImageRecord,
 )
-from flows.states import ImageStatus
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +31,18 @@ class LockStep:
         self._targets = targets
 
     async def execute(self, ctx: ImportContext) -> None:
-        """Check the lock and status, clean up, set the two lists and the status; announce it."""
-        image = await ctx.images.get(ctx.image_id)
-        holder = image.properties.get(IMPORT_LOCK) or None
-        if holder != ctx.task_id:
-            raise LockLost(
-                f"task {ctx.task_id} does not hold the import lock of image {ctx.image_id} "
-                f"(held by {holder or 'nobody'})"
-            )
-        check_can_start(ctx.request, image, resuming=True)
-        ctx.image = await _restore_requested_formats(ctx, image)
+        """Check the lock and status, claim the task, set the two lists and the status (one
+        transaction); clean up what a dead attempt left; announce it."""
+
+        def may_start(image: ImageRecord) -> None:
+            check_can_start(ctx.request, image, resuming=True)
+
+        image = await ctx.images.begin_import(
+            ctx.hold, self._targets, importing=not ctx.is_copy, check=may_start
+        )
         ctx.targets = self._targets
+        ctx.image = await _restore_requested_formats(ctx, image)
         await _clear_previous_attempt(ctx, image)
-        await ctx.images.add_to_list(ctx.image_id, IMPORTING_TO_STORES, ctx.targets)
-        await ctx.images.remove_from_list(ctx.image_id, FAILED_IMPORT, ctx.targets)
-        if not ctx.is_copy:
-            await ctx.images.set_status(ctx.image_id, ImageStatus.IMPORTING)
         await ctx.announce(EventType.IMAGE_UPDATE, "start")
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:

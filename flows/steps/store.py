@@ -17,11 +17,10 @@ from enum import Enum
 from flows.context import ImportContext
 from flows.engine import Parallel
 from flows.errors import LockLost, StoreWriteFailed
-from flows.events import EventType, UploadFailure, failure_kind
+from flows.events import Announcement, EventType, UploadFailure, failure_kind
 from flows.fanout import FanOut
-from flows.records import FAILED_IMPORT, IMPORTING_TO_STORES
+from flows.records import IMPORTING_TO_STORES
 from flows.sparse import ImageReader, SparseFileReader
-from flows.states import ImageStatus
 from flows.stores.base import InPlaceWritable, ProgressCallback, StoredImage
 
 log = logging.getLogger(__name__)
@@ -65,30 +64,27 @@ class StoreStep:
         await ctx.assert_holds()
         await ctx.announce(EventType.IMAGE_PREPARE, self.name, store=self.store)
         try:
-            url = await self._write(ctx)
+            activated = await self._write(ctx)
         except (StoreWriteFailed, OSError) as exc:
             await self._failed(ctx, exc)
             if ctx.request.allow_failure:
                 return
             raise
-        await ctx.announce(EventType.IMAGE_UPLOAD, self.name)
-        await ctx.images.remove_from_list(ctx.image_id, IMPORTING_TO_STORES, [self.store])
-        # Counted once this store left the list: a step that then finds every target written
-        # knows every target's record is complete.
-        ctx.written[self.store] = url
-        if self._activates(ctx):
-            await _activate(ctx)
+        if activated:
+            await ctx.announce(EventType.IMAGE_ACTIVATE, "activate")
         await ctx.announce(EventType.IMAGE_UPDATE, self.name)
 
     def _activates(self, ctx: ImportContext) -> bool:
+        if ctx.activated:
+            return False
         if self.activation is Activation.FIRST_SUCCESS:
             return True
         if self.activation is Activation.ALL_WRITTEN:
-            return all(target in ctx.written for target in ctx.targets)
+            return all(t == self.store or t in ctx.written for t in ctx.targets)
         return False
 
-    async def _write(self, ctx: ImportContext) -> str:
-        """Write the data and record the location; return it."""
+    async def _write(self, ctx: ImportContext) -> bool:
+        """Write the data and record it; tell whether that activated the image."""
         store = ctx.stores[self.store]
         ctx.progress.phase = f"writing to {self.store}"
 
@@ -108,8 +104,7 @@ class StoreStep:
             raise
         self._url, self._writing = stored.url, False
         try:
-            await ctx.assert_holds()
-            await ctx.images.add_location(ctx.image_id, stored.url, self.store)
+            activated = await self._record(ctx, stored.url)
         except BaseException:
             # Not recorded (the lock was lost, the image deleted meanwhile, the database
             # failed): no location will ever name this data, so it goes now.
@@ -123,7 +118,28 @@ class StoreStep:
             stored.bytes_written,
             stored.bytes_skipped,
         )
-        return stored.url
+        return activated
+
+    async def _record(self, ctx: ImportContext, url: str) -> bool:
+        """Record the location, the store's leaving the list and, if its turn, the activation.
+
+        One transaction, with ``image.upload`` announced in it, so the record never shows the
+        store written while the image it should have activated is not yet active. Tells
+        whether it activated the image.
+        """
+        async with ctx.activation_lock:
+            activating = self._activates(ctx)
+            facts = None
+            if activating:
+                assert ctx.data_facts is not None
+                facts = await ctx.data_facts
+            upload = Announcement(EventType.IMAGE_UPLOAD, self.name)
+            await ctx.images.record_stored(ctx.hold, url, self.store, activate=facts, upload=upload)
+            # Counted once recorded: a step that then finds every target written knows
+            # every target's record is complete.
+            ctx.written[self.store] = url
+            ctx.activated = ctx.activated or activating
+            return activating
 
     async def _store(self, ctx: ImportContext, count: ProgressCallback) -> StoredImage:
         """Publish what the conversion wrote into this store, or write the data."""
@@ -160,8 +176,7 @@ class StoreStep:
         moment = f"{self.name}:failed"
         failure = UploadFailure(failure_kind(exc), detail)
         await ctx.announce(EventType.IMAGE_UPLOAD, moment, failure=failure)
-        await ctx.images.remove_from_list(ctx.image_id, IMPORTING_TO_STORES, [self.store])
-        await ctx.images.add_to_list(ctx.image_id, FAILED_IMPORT, [self.store])
+        await ctx.images.record_store_failure(ctx.image_id, self.store)
         await ctx.announce(EventType.IMAGE_UPDATE, moment)
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
@@ -185,20 +200,6 @@ class StoreStep:
         await ctx.images.remove_from_list(ctx.image_id, IMPORTING_TO_STORES, [self.store])
         if url is not None:
             await ctx.announce(EventType.IMAGE_UPDATE, f"revert:{self.name}")
-
-
-async def _activate(ctx: ImportContext) -> None:
-    """Record the stored data's facts, then set the image active (once)."""
-    async with ctx.activation_lock:
-        if ctx.activated:
-            return
-        assert ctx.data_facts is not None
-        facts = await ctx.data_facts
-        await ctx.assert_holds()
-        await ctx.images.record_data(ctx.image_id, facts)
-        await ctx.images.set_status(ctx.image_id, ImageStatus.ACTIVE)
-        ctx.activated = True
-        await ctx.announce(EventType.IMAGE_ACTIVATE, "activate")
 
 
 def store_group(steps: list[StoreStep]) -> Parallel[ImportContext]:

@@ -182,7 +182,10 @@ def test_watching_an_import_the_lists_move_as_the_guide_shows(cloud: Cloud) -> N
     for before, after in itertools.pairwise(seen):
         # the importing list only shrinks and keeps its order; the failed one only grows
         assert _shrinks(before[1], after[1]) and _grows(before[2], after[2]), seen
-    assert ("active", "dcn1", "dcn0") in seen or ("active", "dcn0,dcn1", "") in seen
+    # The first store written activates the image in the same save that takes it off the
+    # list (as Glance saves them): no reader sees a store done while the image is importing.
+    # That the image goes active before the last store is pinned by test_announcements.
+    assert all(state == seen[0] for state in seen if state[0] == "importing"), seen
 
 
 def _watch(cloud: Cloud, image_id: str) -> list[tuple[str, str, str]]:

@@ -167,14 +167,13 @@ TASK_START = [
 ]
 
 
-#: A web-download into central, dcn0 and dcn1, until central has the data.
+#: A web-download into central, dcn0 and dcn1, until central is being written.
 WEB_DOWNLOAD_TO_CENTRAL = [
     ("image.create", "info", "queued", None, None),
     *TASK_START,
     ("image.update", "info", "importing", ALL, ""),  # started
     ("image.update", "info", "importing", ALL, ""),  # converted
     ("image.prepare", "info", "importing", ALL, ""),
-    ("image.upload", "info", "importing", ALL, ""),
 ]
 
 
@@ -192,6 +191,8 @@ def test_web_download_failure_allowed(cloud: Cloud) -> None:
     heard = cloud.heard_until(image_id, "task.success")
     assert [summary(n) for n in heard] == [
         *WEB_DOWNLOAD_TO_CENTRAL,
+        # recorded with central's location, the activation, and before central left the list
+        ("image.upload", "info", "active", ALL, ""),
         ("image.activate", "info", "active", "dcn0,dcn1", ""),
         ("image.update", "info", "active", "dcn0,dcn1", ""),
         ("image.prepare", "info", "active", "dcn0,dcn1", ""),
@@ -232,6 +233,7 @@ def test_web_download_every_store_must_succeed(cloud: Cloud) -> None:
     heard = cloud.heard_until(image_id, "task.failure")
     assert [summary(n) for n in heard] == [
         *WEB_DOWNLOAD_TO_CENTRAL,
+        ("image.upload", "info", "importing", ALL, ""),
         ("image.update", "info", "importing", "dcn0,dcn1", ""),
         ("image.prepare", "info", "importing", "dcn0,dcn1", ""),
         ("image.upload", "error", "<message>"),
@@ -303,7 +305,7 @@ def test_glance_direct_through_the_api_and_a_download(cloud: Cloud) -> None:
         ("image.upload", "info", "importing", "central,dcn1", ""),
         ("image.update", "info", "importing", "dcn1", ""),
         ("image.prepare", "info", "importing", "dcn1", ""),
-        ("image.upload", "info", "importing", "dcn1", ""),
+        ("image.upload", "info", "active", "dcn1", ""),
         ("image.activate", "info", "active", "", ""),
         ("image.update", "info", "active", "", ""),
         ("image.update", "info", "active", "", ""),
@@ -377,7 +379,7 @@ async def test_no_duplicate_after_a_worker_is_killed_mid_import(
         ("image.update", "info", "importing", "central,dcn0", ""),
         ("image.update", "info", "importing", "central,dcn0", ""),
         ("image.prepare", "info", "importing", "central,dcn0", ""),
-        ("image.upload", "info", "importing", "central,dcn0", ""),
+        ("image.upload", "info", "active", "central,dcn0", ""),
         ("image.activate", "info", "active", "dcn0", ""),
         ("image.update", "info", "active", "dcn0", ""),
         ("image.prepare", "info", "active", "dcn0", ""),

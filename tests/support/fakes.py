@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
-from flows.errors import NotFound
+from flows.errors import LockLost, NotFound
 from flows.events import Announcement
 from flows.records import (
     FAILED_IMPORT,
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
     DataFacts,
+    Hold,
     ImageRecord,
     Location,
     TaskRecord,
@@ -21,10 +23,65 @@ from flows.records import (
 
 
 class MemoryImages:
-    """flows.ports.ImageRepository over a dict."""
+    """flows.ports.ImageRepository over a dict (holds checked against ``tasks`` when set)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tasks: MemoryTasks | None = None) -> None:
         self.images: dict[str, ImageRecord] = {}
+        self.tasks = tasks
+        #: Where announcements made in the images' own steps go (set by MemoryEvents).
+        self.events: MemoryEvents | None = None
+
+    async def assert_hold(self, hold: Hold) -> None:
+        image = await self.get(hold.image_id)
+        holder = image.properties.get(IMPORT_LOCK) or None
+        if holder != hold.task_id:
+            raise LockLost(f"task {hold.task_id} no longer holds image {hold.image_id}")
+        if self.tasks is not None:
+            task = await self.tasks.get(hold.task_id)
+            if task.status != "processing" or task.claimed_by != hold.worker_id:
+                raise LockLost(f"task {hold.task_id} was taken over")
+
+    async def begin_import(
+        self,
+        hold: Hold,
+        targets: list[str],
+        *,
+        importing: bool,
+        check: Callable[[ImageRecord], None],
+    ) -> ImageRecord:
+        before = await self.get(hold.image_id)
+        if (before.properties.get(IMPORT_LOCK) or None) != hold.task_id:
+            raise LockLost(f"task {hold.task_id} does not hold image {hold.image_id}")
+        check(before)
+        if self.tasks is not None:
+            await self.tasks.claim(hold.task_id, hold.worker_id)
+        await self.add_to_list(hold.image_id, IMPORTING_TO_STORES, targets)
+        await self.remove_from_list(hold.image_id, FAILED_IMPORT, targets)
+        if importing:
+            await self.set_status(hold.image_id, "importing")
+        return before
+
+    async def record_stored(
+        self,
+        hold: Hold,
+        url: str,
+        store: str,
+        *,
+        activate: DataFacts | None = None,
+        upload: Announcement | None = None,
+    ) -> None:
+        await self.assert_hold(hold)
+        await self.add_location(hold.image_id, url, store)
+        if activate is not None:
+            await self.record_data(hold.image_id, activate)
+            await self.set_status(hold.image_id, "active")
+        if upload is not None and self.events is not None:
+            await self.events.announce(hold.task_id, hold.image_id, upload)
+        await self.remove_from_list(hold.image_id, IMPORTING_TO_STORES, [store])
+
+    async def record_store_failure(self, image_id: str, store: str) -> None:
+        await self.remove_from_list(image_id, IMPORTING_TO_STORES, [store])
+        await self.add_to_list(image_id, FAILED_IMPORT, [store])
 
     def put(self, image: ImageRecord) -> None:
         self.images[image.id] = image
@@ -137,6 +194,8 @@ class MemoryEvents:
 
     def __init__(self, images: MemoryImages) -> None:
         self.images = images
+        # What the images record in their own steps (image.upload) is heard here too.
+        images.events = self
         #: ``(event, moment, store, failure kind, status, importing, failed)``, in order.
         self.rows: list[tuple[str, str, str, str, str, str, str]] = []
         self._seen: set[tuple[str, str, str]] = set()

@@ -112,6 +112,7 @@ def file_store(tmp_path: Path, name: str, kind: type[FileStore] = FileStore) -> 
 
 def queued_image(images: MemoryImages, tasks: MemoryTasks, disk_format: str = "raw") -> None:
     """Image ``img`` (queued, locked by task ``task``) and its pending task."""
+    images.tasks = tasks
     images.put(
         ImageRecord(
             id="img",

@@ -57,7 +57,7 @@ async def test_allow_failure_announces_glance_s_sequence(tmp_path: Path) -> None
         ("image.update", "start", "", "", "importing", "central,dcn0,dcn1", ""),
         ("image.update", "data", "", "", "importing", "central,dcn0,dcn1", ""),
         ("image.prepare", "store:central", "central", "", "importing", "central,dcn0,dcn1", ""),
-        ("image.upload", "store:central", "", "", "importing", "central,dcn0,dcn1", ""),
+        ("image.upload", "store:central", "", "", "active", "central,dcn0,dcn1", ""),
         ("image.activate", "activate", "", "", "active", "dcn0,dcn1", ""),
         ("image.update", "store:central", "", "", "active", "dcn0,dcn1", ""),
         ("image.prepare", "store:dcn0", "dcn0", "", "active", "dcn0,dcn1", ""),

@@ -38,6 +38,7 @@ from aio_pika.abc import (
 from aio_pika.connection import make_url
 
 from flows.errors import NotFound
+from flows.records import TaskRecord
 from flows.states import AttemptStatus
 from worker.daemon.http import Health
 from worker.daemon.logs import task_log_context
@@ -145,17 +146,17 @@ class Consumer:
 
     async def _decide(self, message: AbstractIncomingMessage) -> Settlement:
         try:
-            parsed = await self._check(message)
+            parsed, task = await self._check(message)
         except MessageRejected as rejected:
             self._metrics.task_received("unknown")
             return DeadLetter(rejected)
         except Exception:
             log.exception("cannot check message %s; retrying later", message.message_id)
             return Retry(1)
-        return await self._run(message, parsed)
+        return await self._run(message, parsed, task)
 
-    async def _check(self, message: AbstractIncomingMessage) -> TaskMessage:
-        """The parsed message, if it and the records it names are sound."""
+    async def _check(self, message: AbstractIncomingMessage) -> tuple[TaskMessage, TaskRecord]:
+        """The parsed message and its task, if it and the records it names are sound."""
         broker = self._services.settings.broker
         try:
             parsed = parse_message(
@@ -167,10 +168,11 @@ class Consumer:
             # A verdict on the bytes alone: the next delivery would fail the same way.
             log.exception("checking message %s failed unexpectedly", message.message_id)
             raise MessageRejected(RejectReason.UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
-        await self._check_records(parsed)
-        return parsed
+        return parsed, await self._check_records(parsed)
 
-    async def _run(self, message: AbstractIncomingMessage, parsed: TaskMessage) -> Settlement:
+    async def _run(
+        self, message: AbstractIncomingMessage, parsed: TaskMessage, task: TaskRecord
+    ) -> Settlement:
         services = self._services
         method = parsed.label
         self._metrics.task_received(method)
@@ -192,7 +194,11 @@ class Consumer:
                     outcome = await run_delete_task(services, parsed.task_id)
                 else:
                     outcome = await run_task(
-                        services, parsed.task_id, requester=parsed.context, final_attempt=final
+                        services,
+                        parsed.task_id,
+                        requester=parsed.context,
+                        final_attempt=final,
+                        known=task,
                     )
                 log.info("task %s: %s: %s", parsed.task_id, outcome.status, outcome.message)
         except Exception:
@@ -214,10 +220,10 @@ class Consumer:
         # delivery is done (retrying it here would count against the delivery limit).
         return Retry(attempt) if outcome.status == AttemptStatus.RETRY else Ack()
 
-    async def _check_records(self, parsed: TaskMessage) -> None:
-        tasks, images = self._services.tasks, self._services.images
+    async def _check_records(self, parsed: TaskMessage) -> TaskRecord:
+        """The task the message names, if the records agree with the message."""
         try:
-            task = await tasks.get(parsed.task_id)
+            task, image_exists = await self._services.tasks.get_with_image(parsed.task_id)
         except NotFound:
             raise MessageRejected(
                 RejectReason.MISSING_TASK, f"task {parsed.task_id} does not exist in the database"
@@ -244,16 +250,14 @@ class Consumer:
                 f"{task.owner!r} and user {task.user_id!r}",
                 parsed.task_id,
             )
-        if parsed.request is None:
-            return  # a deletion runs whatever became of the image (it is usually gone)
-        try:
-            await images.get(parsed.image_id)
-        except NotFound:
+        # A deletion runs whatever became of the image (it is usually gone).
+        if parsed.request is not None and not image_exists:
             raise MessageRejected(
                 RejectReason.MISSING_IMAGE,
                 f"image {parsed.image_id} does not exist",
                 parsed.task_id,
-            ) from None
+            )
+        return task
 
     async def stop_consuming(self) -> None:
         """Stop taking new messages (the first step of a drain)."""

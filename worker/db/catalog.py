@@ -20,7 +20,7 @@ from flows.errors import ImageStateConflict, NotFound
 from flows.events import EventType, Priority
 from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
 from flows.states import ImageStatus, LocationStatus, TaskStatus, TaskType
-from worker.db.images import IMAGE_RELATIONS, load_image, lock_image_row, snapshot
+from worker.db.image_rows import IMAGE_RELATIONS, load_image, lock_image_row, snapshot
 from worker.db.listing import ImageQuery, apply_query
 from worker.db.models import (
     Image,

@@ -27,7 +27,9 @@ def create_engine(url: str) -> AsyncEngine:
     rely on (PostgreSQL gets ``SELECT ... FOR UPDATE`` for the same purpose).
     """
     if not is_sqlite(url):
-        return _create_async_engine(url, pool_pre_ping=True)
+        # No pre-ping: a dead pooled connection is retried by the repositories instead
+        # (worker.db.transactions), which saves a round trip on every transaction.
+        return _create_async_engine(url)
     engine = _create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.errors import NotFound
 from flows.events import Announcement
-from worker.db.images import current_image, lock_image_row
+from worker.db.image_rows import current_image, lock_image_row
 from worker.db.outbox import Outbox
 from worker.db.transactions import Transactional
 from worker.notifications.payloads import announced
@@ -36,12 +36,7 @@ class SqlImageEvents(Transactional):
 
         async def work(session: AsyncSession) -> None:
             await lock_image_row(session, image_id)
-            image = await current_image(session, image_id)
-            priority, payload = announced(image, announcement)
-            key = f"{task_id}/{event}/{announcement.moment}"
-            await self._outbox.add(
-                session, event, payload, image_id=image_id, priority=priority, key=key
-            )
+            await record_announcement(session, self._outbox, task_id, image_id, announcement)
 
         try:
             await self._in_transaction(work)
@@ -49,3 +44,20 @@ class SqlImageEvents(Transactional):
             log.info("image %s is gone: %s not recorded", image_id, event)
         except Exception:
             log.warning("notification %s of image %s not recorded", event, image_id, exc_info=True)
+
+
+async def record_announcement(
+    session: AsyncSession, outbox: Outbox, task_id: str, image_id: str, announcement: Announcement
+) -> None:
+    """Record ``announcement`` with the image as this transaction sees it (row locked).
+
+    Once per task and moment: a resumed task announcing the same moment again records
+    nothing.
+    """
+    event = announcement.event
+    if not outbox.wants(event):
+        return
+    image = await current_image(session, image_id)
+    priority, payload = announced(image, announcement)
+    key = f"{task_id}/{event}/{announcement.moment}"
+    await outbox.add(session, event, payload, image_id=image_id, priority=priority, key=key)

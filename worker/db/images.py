@@ -12,34 +12,40 @@ import asyncio
 import builtins
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
 
-from flows.errors import ImageStateConflict, NotFound
-from flows.events import EventType
+from flows.errors import ImageStateConflict, LockLost, NotFound
+from flows.events import Announcement, EventType
 from flows.preconditions import STAGEABLE
 from flows.records import (
+    FAILED_IMPORT,
     IMPORT_LOCK,
+    IMPORTING_TO_STORES,
     DataFacts,
+    Hold,
     ImageRecord,
-    Location,
     join_store_list,
     split_store_list,
 )
-from flows.states import ImageStatus
-from worker.db.models import Image, ImageLocation, ImageProperty, utcnow
-from worker.db.outbox import Outbox
-from worker.db.transactions import Transactional
-
-#: What a snapshot of an image reads besides its row.
-IMAGE_RELATIONS = (
-    selectinload(Image.properties),
-    selectinload(Image.locations),
-    selectinload(Image.tags),
+from flows.states import ImageStatus, TaskStatus
+from worker.db.events import record_announcement
+from worker.db.image_rows import (
+    IMAGE_RELATIONS,
+    load_image,
+    lock_image_row,
+    property_row,
+    put_property,
+    snapshot,
+    take_lock_in,
 )
+from worker.db.models import Image, ImageLocation, ImageProperty, Task, utcnow
+from worker.db.outbox import Outbox
+from worker.db.tasks import claim_task
+from worker.db.transactions import Transactional
 
 
 class SqlImageRepository(Transactional):
@@ -51,10 +57,142 @@ class SqlImageRepository(Transactional):
     """
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox | None = None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Outbox | None = None,
+        *,
+        lease_seconds: float = 300.0,
     ) -> None:
         super().__init__(sessions)
         self._outbox = outbox or Outbox()
+        self._lease = timedelta(seconds=lease_seconds)
+
+    async def exists(self, image_id: str) -> bool:
+        """Whether the image exists and is not deleted (one cheap look)."""
+
+        async def work(session: AsyncSession) -> bool:
+            found = await session.scalar(
+                select(Image.id).where(Image.id == image_id, Image.deleted.is_(False))
+            )
+            return found is not None
+
+        return await self._in_transaction(work)
+
+    async def lock_holder(self, image_id: str) -> str | None:
+        """The task holding the image's import lock, if any (:class:`NotFound` if no image)."""
+
+        async def work(session: AsyncSession) -> str | None:
+            row = (
+                await session.execute(
+                    select(
+                        Image.id,
+                        select(ImageProperty.value)
+                        .where(
+                            ImageProperty.image_id == Image.id, ImageProperty.name == IMPORT_LOCK
+                        )
+                        .scalar_subquery(),
+                    ).where(Image.id == image_id, Image.deleted.is_(False))
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"image {image_id} does not exist")
+            return row[1] or None
+
+        return await self._in_transaction(work)
+
+    # -- a task's hold, checked in the transaction of the write it guards ------------------
+
+    async def assert_hold(self, hold: Hold) -> None:
+        """Raise :class:`LockLost` unless ``hold`` is still the task's (one round trip)."""
+
+        async def work(session: AsyncSession) -> None:
+            await _check_hold(session, hold)
+
+        await self._in_transaction(work)
+
+    async def begin_import(
+        self,
+        hold: Hold,
+        targets: builtins.list[str],
+        *,
+        importing: bool,
+        check: Callable[[ImageRecord], None],
+    ) -> ImageRecord:
+        """Start the task's import in one transaction; return the image as it was before.
+
+        The task must hold the image's lock and ``check`` (the flow's preconditions) must
+        pass; then the task is claimed for the worker, the targets join
+        ``os_glance_importing_to_stores`` and leave ``os_glance_failed_import``, and the
+        image goes ``importing`` when ``importing`` says so.
+        """
+
+        async def work(session: AsyncSession) -> ImageRecord:
+            await lock_image_row(session, hold.image_id)
+            before = snapshot(await load_image(session, hold.image_id))
+            holder = before.properties.get(IMPORT_LOCK) or None
+            if holder != hold.task_id:
+                raise LockLost(
+                    f"task {hold.task_id} does not hold the import lock of image "
+                    f"{hold.image_id} (held by {holder or 'nobody'})"
+                )
+            check(before)
+            if not await claim_task(
+                session, hold.task_id, hold.worker_id, self._lease, self._outbox
+            ):
+                raise LockLost(f"task {hold.task_id} is being run by another live worker")
+            await _edit_list(session, hold.image_id, IMPORTING_TO_STORES, _adding(targets))
+            await _edit_list(session, hold.image_id, FAILED_IMPORT, _removing(targets))
+            if importing:
+                await _set_status(session, hold.image_id, ImageStatus.IMPORTING)
+            return before
+
+        return await self._in_transaction(work)
+
+    async def record_stored(
+        self,
+        hold: Hold,
+        url: str,
+        store: str,
+        *,
+        activate: DataFacts | None = None,
+        upload: Announcement | None = None,
+    ) -> None:
+        """Record what the task wrote to ``store`` in one transaction, as Glance saves it.
+
+        The location is added; with ``activate``, the data's facts are recorded and the image
+        goes ``active``; ``upload`` is announced with the image as it is then; and ``store``
+        leaves ``os_glance_importing_to_stores``. Nothing is written unless the task still
+        holds the image.
+        """
+
+        async def work(session: AsyncSession) -> None:
+            await lock_image_row(session, hold.image_id)
+            await _check_hold(session, hold)
+            await _add_location(session, hold.image_id, url, store)
+            if activate is not None:
+                await session.execute(
+                    update(Image)
+                    .where(Image.id == hold.image_id)
+                    .values(**_facts(activate), status=ImageStatus.ACTIVE, updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
+            if upload is not None:
+                await record_announcement(
+                    session, self._outbox, hold.task_id, hold.image_id, upload
+                )
+            await _edit_list(session, hold.image_id, IMPORTING_TO_STORES, _removing([store]))
+
+        await self._in_transaction(work)
+
+    async def record_store_failure(self, image_id: str, store: str) -> None:
+        """``store`` leaves ``os_glance_importing_to_stores`` and joins the failed list."""
+
+        async def work(session: AsyncSession) -> None:
+            await lock_image_row(session, image_id)
+            await _edit_list(session, image_id, IMPORTING_TO_STORES, _removing([store]))
+            await _edit_list(session, image_id, FAILED_IMPORT, _adding([store]))
+
+        await self._in_transaction(work)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -124,14 +262,7 @@ class SqlImageRepository(Transactional):
         """Set ``images.status``."""
 
         async def work(session: AsyncSession) -> None:
-            result = await session.execute(
-                update(Image)
-                .where(Image.id == image_id, Image.deleted.is_(False))
-                .values(status=status, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 0:  # type: ignore[attr-defined]
-                raise NotFound(f"image {image_id} does not exist")
+            await _set_status(session, image_id, status)
 
         await self._in_transaction(work)
 
@@ -140,34 +271,21 @@ class SqlImageRepository(Transactional):
     ) -> builtins.list[str]:
         """Append stores missing from list property ``prop``; return the new list."""
 
-        def change(current: builtins.list[str]) -> builtins.list[str]:
-            merged = list(current)
-            for store in stores:
-                if store not in merged:
-                    merged.append(store)
-            return merged
-
-        return await self._change_list(image_id, prop, change)
+        return await self._change_list(image_id, prop, _adding(stores))
 
     async def remove_from_list(
         self, image_id: str, prop: str, stores: builtins.list[str]
     ) -> builtins.list[str]:
         """Remove stores from list property ``prop``; return the new list."""
 
-        def change(current: builtins.list[str]) -> builtins.list[str]:
-            return [store for store in current if store not in stores]
-
-        return await self._change_list(image_id, prop, change)
+        return await self._change_list(image_id, prop, _removing(stores))
 
     async def _change_list(
         self, image_id: str, prop: str, change: Callable[[builtins.list[str]], builtins.list[str]]
     ) -> builtins.list[str]:
         async def work(session: AsyncSession) -> builtins.list[str]:
             await lock_image_row(session, image_id)
-            row = await _property(session, image_id, prop)
-            new = change(split_store_list(row.value or "") if row else [])
-            await _put_property(session, image_id, prop, join_store_list(new), row)
-            return new
+            return await _edit_list(session, image_id, prop, change)
 
         return await self._in_transaction(work)
 
@@ -201,8 +319,8 @@ class SqlImageRepository(Transactional):
 
         async def work(session: AsyncSession) -> None:
             await lock_image_row(session, image_id)
-            await _put_property(
-                session, image_id, name, value, await _property(session, image_id, name)
+            await put_property(
+                session, image_id, name, value, await property_row(session, image_id, name)
             )
 
         await self._in_transaction(work)
@@ -243,19 +361,7 @@ class SqlImageRepository(Transactional):
 
         async def work(session: AsyncSession) -> None:
             await lock_image_row(session, image_id)
-            existing = await session.scalar(
-                select(ImageLocation).where(
-                    ImageLocation.image_id == image_id,
-                    ImageLocation.value == url,
-                    ImageLocation.deleted.is_(False),
-                )
-            )
-            if existing is None:
-                session.add(
-                    ImageLocation(
-                        image_id=image_id, value=url, meta_data={"store": store}, status="active"
-                    )
-                )
+            await _add_location(session, image_id, url, store)
 
         await self._in_transaction(work)
 
@@ -283,14 +389,7 @@ class SqlImageRepository(Transactional):
             await session.execute(
                 update(Image)
                 .where(Image.id == image_id)
-                .values(
-                    size=facts.size,
-                    virtual_size=facts.virtual_size,
-                    checksum=facts.checksum,
-                    os_hash_algo=facts.os_hash_algo,
-                    os_hash_value=facts.os_hash_value,
-                    updated_at=utcnow(),
-                )
+                .values(**_facts(facts), updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
 
@@ -302,13 +401,7 @@ class SqlImageRepository(Transactional):
         """Compare-and-swap ``os_glance_import_task`` from ``expected`` to ``task_id``."""
 
         async def work(session: AsyncSession) -> bool:
-            await lock_image_row(session, image_id)
-            row = await _property(session, image_id, IMPORT_LOCK)
-            holder = (row.value or None) if row else None
-            if holder != expected:
-                return False
-            await _put_property(session, image_id, IMPORT_LOCK, task_id, row)
-            return True
+            return await take_lock_in(session, image_id, task_id, expected)
 
         try:
             return await self._in_transaction(work)
@@ -332,92 +425,97 @@ class SqlImageRepository(Transactional):
         return await self._in_transaction(work)
 
 
-async def load_image(session: AsyncSession, image_id: str) -> Image:
-    """The image row with its relations, or :class:`NotFound` (deleted images too)."""
-    image = await session.scalar(
-        select(Image)
-        .where(Image.id == image_id, Image.deleted.is_(False))
-        .options(*IMAGE_RELATIONS)
+async def _add_location(session: AsyncSession, image_id: str, url: str, store: str) -> None:
+    existing = await session.scalar(
+        select(ImageLocation.id).where(
+            ImageLocation.image_id == image_id,
+            ImageLocation.value == url,
+            ImageLocation.deleted.is_(False),
+        )
     )
-    if image is None:
-        raise NotFound(f"image {image_id} does not exist")
-    return image
+    if existing is None:
+        session.add(
+            ImageLocation(image_id=image_id, value=url, meta_data={"store": store}, status="active")
+        )
 
 
-async def current_image(session: AsyncSession, image_id: str) -> ImageRecord:
-    """The image with what this transaction changed so far (deleted images too): what a
-    notification written in this transaction reports."""
-    await session.flush()
-    image = await session.scalar(
-        select(Image)
-        .where(Image.id == image_id)
-        .options(*IMAGE_RELATIONS)
-        .execution_options(populate_existing=True)
-    )
-    if image is None:
-        raise NotFound(f"image {image_id} does not exist")
-    return snapshot(image)
-
-
-async def lock_image_row(session: AsyncSession, image_id: str) -> None:
-    """Lock the image row for the rest of the transaction (no-op on SQLite: see engine).
-
-    A deleted image counts as missing: nothing may be written to it any more.
-    """
-    found = await session.scalar(
-        select(Image.id).where(Image.id == image_id, Image.deleted.is_(False)).with_for_update()
-    )
-    if found is None:
-        raise NotFound(f"image {image_id} does not exist")
-
-
-async def _property(session: AsyncSession, image_id: str, name: str) -> ImageProperty | None:
-    return await session.scalar(
-        select(ImageProperty).where(ImageProperty.image_id == image_id, ImageProperty.name == name)
-    )
-
-
-async def _put_property(
-    session: AsyncSession, image_id: str, name: str, value: str, row: ImageProperty | None
-) -> None:
+async def _check_hold(session: AsyncSession, hold: Hold) -> None:
+    """:class:`LockLost` unless the image's lock is the task's and the worker claims the task;
+    :class:`NotFound` when the image is gone (deleted meanwhile)."""
+    row = (
+        await session.execute(
+            select(
+                Image.id,
+                select(ImageProperty.value)
+                .where(ImageProperty.image_id == Image.id, ImageProperty.name == IMPORT_LOCK)
+                .scalar_subquery(),
+                select(Task.status).where(Task.id == hold.task_id).scalar_subquery(),
+                select(Task.claimed_by).where(Task.id == hold.task_id).scalar_subquery(),
+            ).where(Image.id == hold.image_id, Image.deleted.is_(False))
+        )
+    ).first()
     if row is None:
-        session.add(ImageProperty(image_id=image_id, name=name, value=value))
-    else:
-        row.value = value
-        row.updated_at = utcnow()
-    await session.flush()
+        raise NotFound(f"image {hold.image_id} does not exist")
+    _image, holder, status, claimed_by = row
+    if (holder or None) != hold.task_id:
+        raise LockLost(
+            f"task {hold.task_id} no longer holds the import lock of image {hold.image_id} "
+            f"(held by {holder or 'nobody'}): lock preempted"
+        )
+    if status != TaskStatus.PROCESSING or claimed_by != hold.worker_id:
+        raise LockLost(
+            f"task {hold.task_id} was taken over (status {status}, claimed by {claimed_by}): "
+            "lock preempted"
+        )
 
 
-def snapshot(image: Image) -> ImageRecord:
-    """The image row, with its properties, locations and tags, as a plain record."""
-    return ImageRecord(
-        id=image.id,
-        name=image.name,
-        status=image.status,
-        disk_format=image.disk_format,
-        container_format=image.container_format,
-        owner=image.owner,
-        size=image.size,
-        virtual_size=image.virtual_size,
-        checksum=image.checksum,
-        os_hash_algo=image.os_hash_algo,
-        os_hash_value=image.os_hash_value,
-        properties={prop.name: prop.value or "" for prop in image.properties if not prop.deleted},
-        visibility=image.visibility,
-        protected=image.protected,
-        os_hidden=image.os_hidden,
-        min_disk=image.min_disk,
-        min_ram=image.min_ram,
-        tags=tuple(tag.value for tag in image.tags if not tag.deleted),
-        created_at=image.created_at,
-        updated_at=image.updated_at,
-        locations=tuple(
-            Location(
-                url=location.value,
-                store=str((location.meta_data or {}).get("store", "")),
-                status=location.status,
-            )
-            for location in image.locations
-            if not location.deleted
-        ),
+def _adding(stores: builtins.list[str]) -> Callable[[builtins.list[str]], builtins.list[str]]:
+    def change(current: builtins.list[str]) -> builtins.list[str]:
+        merged = list(current)
+        for store in stores:
+            if store not in merged:
+                merged.append(store)
+        return merged
+
+    return change
+
+
+def _removing(stores: builtins.list[str]) -> Callable[[builtins.list[str]], builtins.list[str]]:
+    def change(current: builtins.list[str]) -> builtins.list[str]:
+        return [store for store in current if store not in stores]
+
+    return change
+
+
+async def _edit_list(
+    session: AsyncSession,
+    image_id: str,
+    prop: str,
+    change: Callable[[builtins.list[str]], builtins.list[str]],
+) -> builtins.list[str]:
+    """Rewrite list property ``prop`` (the image row already locked); return the new list."""
+    row = await property_row(session, image_id, prop)
+    new = change(split_store_list(row.value or "") if row else [])
+    await put_property(session, image_id, prop, join_store_list(new), row)
+    return new
+
+
+async def _set_status(session: AsyncSession, image_id: str, status: str) -> None:
+    result = await session.execute(
+        update(Image)
+        .where(Image.id == image_id, Image.deleted.is_(False))
+        .values(status=status, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound(f"image {image_id} does not exist")
+
+
+def _facts(facts: DataFacts) -> dict[str, object]:
+    return {
+        "size": facts.size,
+        "virtual_size": facts.virtual_size,
+        "checksum": facts.checksum,
+        "os_hash_algo": facts.os_hash_algo,
+        "os_hash_value": facts.os_hash_value,
+    }

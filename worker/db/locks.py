@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from flows.errors import ImageStateConflict, NotFound
-from flows.records import IMPORT_LOCK
 from flows.states import is_terminal
 from worker.db.images import SqlImageRepository
 from worker.db.tasks import SqlTaskRepository, TaskEnd
@@ -34,8 +33,7 @@ async def acquire_import_lock(
     Raises :class:`ImageStateConflict` while a live task holds the lock.
     """
     for _ in range(ATTEMPTS):
-        image = await images.get(image_id)
-        holder = image.properties.get(IMPORT_LOCK) or None
+        holder = await images.lock_holder(image_id)
         if holder is None or holder == task_id:
             if await images.take_lock(image_id, task_id, holder):
                 return None

@@ -20,13 +20,17 @@ from flows.errors import LockLost, NotFound
 from flows.events import EventType
 from flows.records import IMPORT_LOCK, TaskRecord
 from flows.states import ImageStatus, TaskStatus, is_terminal
-from worker.db.images import current_image
+from worker.db.image_rows import current_image, take_lock_in
 from worker.db.models import Image, ImageProperty, Task, TaskInfo, utcnow
 from worker.db.outbox import Outbox
 from worker.db.transactions import Transactional
 
 PENDING = TaskStatus.PENDING
 PROCESSING = TaskStatus.PROCESSING
+
+
+class LockHeld(Exception):
+    """The image's import lock is held: the task was not created."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +92,13 @@ class SqlTaskRepository(Transactional):
         owner: str | None = None,
         user_id: str | None = None,
         request_id: str | None = None,
+        holding_lock: bool = False,
     ) -> TaskRecord:
-        """Record a new ``pending`` task."""
+        """Record a new ``pending`` task.
+
+        With ``holding_lock``, the task takes its image's import lock in the same
+        transaction, or is not created at all: :class:`LockHeld` when another task holds it.
+        """
 
         async def work(session: AsyncSession) -> TaskRecord:
             task = Task(
@@ -104,6 +113,8 @@ class SqlTaskRepository(Transactional):
             )
             session.add(task)
             await session.flush()
+            if holding_lock and not await take_lock_in(session, image_id, task_id, None):
+                raise LockHeld(f"the import lock of image {image_id} is held")
             created = task_snapshot(task)
             await self._outbox.task(session, created, EventType.TASK_CREATE)
             return created
@@ -112,6 +123,8 @@ class SqlTaskRepository(Transactional):
 
     async def announce_run(self, task_id: str) -> None:
         """Announce ``task.run``: the task was handed to the workers (or, embedded, run)."""
+        if not self._outbox.wants(EventType.TASK_RUN):
+            return
 
         async def work(session: AsyncSession) -> None:
             await self._outbox.task(
@@ -128,6 +141,22 @@ class SqlTaskRepository(Transactional):
 
         return await self._in_transaction(work)
 
+    async def get_with_image(self, task_id: str) -> tuple[TaskRecord, bool]:
+        """The task, and whether its image exists (not deleted), in one look."""
+
+        async def work(session: AsyncSession) -> tuple[TaskRecord, bool]:
+            image_exists = (
+                select(Image.id).where(Image.id == Task.image_id, Image.deleted.is_(False)).exists()
+            )
+            row = (
+                await session.execute(select(Task, image_exists).where(Task.id == task_id))
+            ).first()
+            if row is None:
+                raise NotFound(f"task {task_id} does not exist")
+            return task_snapshot(row[0]), bool(row[1])
+
+        return await self._in_transaction(work)
+
     async def list_for_image(self, image_id: str) -> list[TaskRecord]:
         """The image's tasks, oldest first."""
 
@@ -141,30 +170,9 @@ class SqlTaskRepository(Transactional):
 
     async def claim(self, task_id: str, worker_id: str) -> None:
         """Claim the task for ``worker_id`` or raise :class:`LockLost` if a live worker has it."""
-        stale_before = utcnow() - self._lease
 
         async def work(session: AsyncSession) -> bool:
-            result = await session.execute(
-                update(Task)
-                .where(
-                    Task.id == task_id,
-                    Task.status.in_((PENDING, PROCESSING)),
-                    or_(
-                        Task.claimed_by.is_(None),
-                        Task.claimed_by == worker_id,
-                        and_(Task.status == PROCESSING, Task.updated_at < stale_before),
-                        Task.status == PENDING,
-                    ),
-                )
-                .values(status=PROCESSING, claimed_by=worker_id, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            if not result.rowcount:  # type: ignore[attr-defined]
-                return False
-            # Once per task: a worker taking over a dead one's task announces nothing new.
-            claimed = task_snapshot(await _load(session, task_id))
-            await self._outbox.task(session, claimed, EventType.TASK_PROCESSING)
-            return True
+            return await claim_task(session, task_id, worker_id, self._lease, self._outbox)
 
         if not await self._in_transaction(work):
             task = await self.get(task_id)
@@ -279,6 +287,36 @@ class SqlTaskRepository(Transactional):
             task.info.message = message
 
         await self._in_transaction(work)
+
+
+async def claim_task(
+    session: AsyncSession, task_id: str, worker_id: str, lease: timedelta, outbox: Outbox
+) -> bool:
+    """In ``session``: make ``worker_id`` the task's holder (``processing``) if the task is
+    unclaimed, already its own, pending, or held by a worker silent for ``lease``; tell
+    whether it did."""
+    result = await session.execute(
+        update(Task)
+        .where(
+            Task.id == task_id,
+            Task.status.in_((PENDING, PROCESSING)),
+            or_(
+                Task.claimed_by.is_(None),
+                Task.claimed_by == worker_id,
+                and_(Task.status == PROCESSING, Task.updated_at < utcnow() - lease),
+                Task.status == PENDING,
+            ),
+        )
+        .values(status=PROCESSING, claimed_by=worker_id, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    if outbox.wants(EventType.TASK_PROCESSING):
+        # Once per task: a worker taking over a dead one's task announces nothing new.
+        claimed = task_snapshot(await _load(session, task_id))
+        await outbox.task(session, claimed, EventType.TASK_PROCESSING)
+    return True
 
 
 async def _load(session: AsyncSession, task_id: str, *, for_update: bool = False) -> Task:

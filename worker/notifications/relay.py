@@ -94,6 +94,9 @@ class Relay:
         try:
             async with asyncio.timeout(FLUSH_SECONDS):
                 await self.relay_once()
+        except TimeoutError:
+            # Not an outage: what is left waits in the database for the next relay.
+            log.info("notifications: stopping; what was not sent yet waits for the next start")
         except Exception as error:
             self._failed(error)
         finally:

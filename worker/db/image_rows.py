@@ -1,0 +1,138 @@
+"""An image row as every repository reads it: loaded with its relations, locked, snapshotted.
+
+Shared by the image, task, catalogue and event repositories (each module imports these, so
+none of them needs another repository).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
+
+from flows.errors import NotFound
+from flows.records import IMPORT_LOCK, ImageRecord, Location
+from worker.db.models import Image, ImageProperty, utcnow
+
+#: What a snapshot of an image reads besides its row, for lists (one query per relation).
+IMAGE_RELATIONS = (
+    selectinload(Image.properties),
+    selectinload(Image.locations),
+    selectinload(Image.tags),
+)
+#: The same for one image: joined into its row's query (one round trip instead of four; an
+#: image has a handful of properties, locations and tags, so the joined rows stay few).
+ONE_IMAGE_RELATIONS = (
+    joinedload(Image.properties),
+    joinedload(Image.locations),
+    joinedload(Image.tags),
+)
+
+
+async def current_image(session: AsyncSession, image_id: str) -> ImageRecord:
+    """The image with what this transaction changed so far (deleted images too): what a
+    notification written in this transaction reports."""
+    await session.flush()
+    result = await session.execute(
+        select(Image)
+        .where(Image.id == image_id)
+        .options(*ONE_IMAGE_RELATIONS)
+        .execution_options(populate_existing=True)
+    )
+    image = result.unique().scalar_one_or_none()
+    if image is None:
+        raise NotFound(f"image {image_id} does not exist")
+    return snapshot(image)
+
+
+async def lock_image_row(session: AsyncSession, image_id: str) -> None:
+    """Lock the image row for the rest of the transaction (no-op on SQLite: see engine).
+
+    A deleted image counts as missing: nothing may be written to it any more.
+    """
+    found = await session.scalar(
+        select(Image.id).where(Image.id == image_id, Image.deleted.is_(False)).with_for_update()
+    )
+    if found is None:
+        raise NotFound(f"image {image_id} does not exist")
+
+
+async def load_image(session: AsyncSession, image_id: str) -> Image:
+    """The image row with its relations, or :class:`NotFound` (deleted images too)."""
+    result = await session.execute(
+        select(Image)
+        .where(Image.id == image_id, Image.deleted.is_(False))
+        .options(*ONE_IMAGE_RELATIONS)
+    )
+    image = result.unique().scalar_one_or_none()
+    if image is None:
+        raise NotFound(f"image {image_id} does not exist")
+    return image
+
+
+def snapshot(image: Image) -> ImageRecord:
+    """The image row, with its properties, locations and tags, as a plain record."""
+    return ImageRecord(
+        id=image.id,
+        name=image.name,
+        status=image.status,
+        disk_format=image.disk_format,
+        container_format=image.container_format,
+        owner=image.owner,
+        size=image.size,
+        virtual_size=image.virtual_size,
+        checksum=image.checksum,
+        os_hash_algo=image.os_hash_algo,
+        os_hash_value=image.os_hash_value,
+        properties={prop.name: prop.value or "" for prop in image.properties if not prop.deleted},
+        visibility=image.visibility,
+        protected=image.protected,
+        os_hidden=image.os_hidden,
+        min_disk=image.min_disk,
+        min_ram=image.min_ram,
+        tags=tuple(tag.value for tag in image.tags if not tag.deleted),
+        created_at=image.created_at,
+        updated_at=image.updated_at,
+        locations=tuple(
+            Location(
+                url=location.value,
+                store=str((location.meta_data or {}).get("store", "")),
+                status=location.status,
+            )
+            for location in image.locations
+            if not location.deleted
+        ),
+    )
+
+
+async def property_row(session: AsyncSession, image_id: str, name: str) -> ImageProperty | None:
+    """The image's property ``name``, if set."""
+    return await session.scalar(
+        select(ImageProperty).where(ImageProperty.image_id == image_id, ImageProperty.name == name)
+    )
+
+
+async def put_property(
+    session: AsyncSession, image_id: str, name: str, value: str, row: ImageProperty | None
+) -> None:
+    """Set property ``name`` (``row``: the property as read, None when not set yet)."""
+    if row is None:
+        session.add(ImageProperty(image_id=image_id, name=name, value=value))
+    else:
+        row.value = value
+        row.updated_at = utcnow()
+    await session.flush()
+
+
+async def take_lock_in(
+    session: AsyncSession, image_id: str, task_id: str, expected: str | None
+) -> bool:
+    """In ``session``: compare-and-swap the image's import lock from ``expected`` (None: not
+    held) to ``task_id``; tell whether it did."""
+    await lock_image_row(session, image_id)
+    row = await property_row(session, image_id, IMPORT_LOCK)
+    holder = (row.value or None) if row else None
+    if holder != expected:
+        return False
+    await put_property(session, image_id, IMPORT_LOCK, task_id, row)
+    return True
