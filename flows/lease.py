@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from flows.errors import LockLost
 from flows.ports import ImageRepository, TaskRepository
 from flows.records import Hold
 
 log = logging.getLogger(__name__)
+
+#: A hold confirmed this recently is not looked up again before a write. Nobody can take it
+#: over that fast (a takeover waits for the lease to expire without a heartbeat), and every
+#: write the hold guards checks it again in its own transaction; only a write that would be
+#: thrown away (its data deleted at once) could start on a hold lost meanwhile.
+FRESH_SECONDS = 1.0
 
 
 class Lease:
@@ -32,6 +39,7 @@ class Lease:
         self._interval = interval
         self._heartbeat: asyncio.Task[None] | None = None
         self._lost: str | None = None
+        self._confirmed_at = -FRESH_SECONDS
 
     async def __aenter__(self) -> Lease:
         self._start()
@@ -51,15 +59,23 @@ class Lease:
                 await self._heartbeat
             self._heartbeat = None
 
+    def confirmed(self) -> None:
+        """The hold was just checked, in a transaction that wrote under it."""
+        self._confirmed_at = time.monotonic()
+
     async def check(self) -> None:
-        """Raise :class:`LockLost` unless this task still holds the image lock and its claim."""
+        """Raise :class:`LockLost` unless this task still holds the image lock and its claim
+        (not looked up again within :data:`FRESH_SECONDS` of a confirmation)."""
         if self._lost is not None:
             raise LockLost(self._lost)
+        if time.monotonic() - self._confirmed_at < FRESH_SECONDS:
+            return
         try:
             await self._images.assert_hold(self.hold)
         except LockLost as lost:
             self._lost = str(lost)
             raise
+        self.confirmed()
 
     async def _beat(self) -> None:
         while True:

@@ -40,6 +40,8 @@ class LockStep:
         image = await ctx.images.begin_import(
             ctx.hold, self._targets, importing=not ctx.is_copy, check=may_start
         )
+        if ctx.lease is not None:
+            ctx.lease.confirmed()
         ctx.targets = self._targets
         ctx.image = await _restore_requested_formats(ctx, image)
         await _clear_previous_attempt(ctx, image)

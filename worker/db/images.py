@@ -166,8 +166,7 @@ class SqlImageRepository(Transactional):
         """
 
         async def work(session: AsyncSession) -> None:
-            await lock_image_row(session, hold.image_id)
-            await _check_hold(session, hold)
+            await _check_hold(session, hold, lock=True)
             await _add_location(session, hold.image_id, url, store)
             if activate is not None:
                 await session.execute(
@@ -439,21 +438,21 @@ async def _add_location(session: AsyncSession, image_id: str, url: str, store: s
         )
 
 
-async def _check_hold(session: AsyncSession, hold: Hold) -> None:
+async def _check_hold(session: AsyncSession, hold: Hold, *, lock: bool = False) -> None:
     """:class:`LockLost` unless the image's lock is the task's and the worker claims the task;
-    :class:`NotFound` when the image is gone (deleted meanwhile)."""
-    row = (
-        await session.execute(
-            select(
-                Image.id,
-                select(ImageProperty.value)
-                .where(ImageProperty.image_id == Image.id, ImageProperty.name == IMPORT_LOCK)
-                .scalar_subquery(),
-                select(Task.status).where(Task.id == hold.task_id).scalar_subquery(),
-                select(Task.claimed_by).where(Task.id == hold.task_id).scalar_subquery(),
-            ).where(Image.id == hold.image_id, Image.deleted.is_(False))
-        )
-    ).first()
+    :class:`NotFound` when the image is gone (deleted meanwhile). With ``lock``, the image row
+    is locked by the same query (as :func:`lock_image_row` does), saving a round trip."""
+    query = select(
+        Image.id,
+        select(ImageProperty.value)
+        .where(ImageProperty.image_id == Image.id, ImageProperty.name == IMPORT_LOCK)
+        .scalar_subquery(),
+        select(Task.status).where(Task.id == hold.task_id).scalar_subquery(),
+        select(Task.claimed_by).where(Task.id == hold.task_id).scalar_subquery(),
+    ).where(Image.id == hold.image_id, Image.deleted.is_(False))
+    if lock:
+        query = query.with_for_update(of=Image)
+    row = (await session.execute(query)).first()
     if row is None:
         raise NotFound(f"image {hold.image_id} does not exist")
     _image, holder, status, claimed_by = row
