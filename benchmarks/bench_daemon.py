@@ -1,4 +1,4 @@
-"""Benchmark: 200 tiny imports (1 MiB raw, one file store) through 1 and then 4 workers.
+"""Benchmark: 200 tiny imports (1 MiB raw, one file store) through the daemon's workers.
 
 Real RabbitMQ and PostgreSQL on this machine, workers as separate `imgworker run` processes.
 Prints, per worker count: tasks per second (first enqueue to last task finished) and the
@@ -6,25 +6,37 @@ p50/p99 time from enqueue to start (each worker logs it from the message's publi
 Enqueueing runs concurrently with the work, through one publisher connection, as an API
 server would.
 
-Usage: .venv/bin/python benchmarks/bench_daemon.py [--tasks 200] [--workers 1 4]
+In the same run, rounds alternating, it measures two baselines with the same worker count:
+the code of ``--baseline`` (default: the commit before issue 11's daemon work), checked out
+in a temporary ``git worktree`` and run by its own copy of this script, and the bare floor
+of ``daemon_floor.py`` (a consumer doing one transaction per message and acking). Prints
+ours / baseline and ours / floor.
+
+Usage: .venv/bin/python benchmarks/bench_daemon.py [--tasks 200] [--workers 2] [--rounds 3]
+       [--baseline a47ea2e | --baseline none]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
 
+from benchmarks import daemon_floor
 from flows.request import ImportRequest
 from tests.support.http import serve_directory
 from tests.support.images import MiB, make_sparse_raw
@@ -36,6 +48,12 @@ from worker.submission import SubmissionRules
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 STARTED = re.compile(r"started after ([0-9.]+) s in the queue")
+REPORTED = re.compile(
+    r"(\d+) worker\(s\):\s+([0-9.]+) tasks/s\s+enqueue->start p50\s+([0-9.]+) ms\s+p99\s+([0-9.]+)"
+)
+ROOT = Path(__file__).resolve().parent.parent
+#: The daemon before issue 11 batched its transactions.
+BEFORE = "a47ea2e"
 
 
 async def _admin(statement: str) -> None:
@@ -96,24 +114,88 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+@contextmanager
+def _checkout(commit: str) -> Iterator[Path]:
+    """The tree of ``commit`` in a temporary worktree."""
+    with tempfile.TemporaryDirectory(prefix="bench-daemon-baseline-") as parent:
+        tree = Path(parent) / "tree"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(tree), commit],
+            check=True,
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True
+            )
+
+
+def _run_baseline(tree: Path, tasks: int, workers: int) -> tuple[float, float, float]:
+    """tasks/s, p50 and p99 (ms) of the baseline's own benchmark, its code on the path."""
+    # `imgworker` imports `worker` from PYTHONPATH first: the workers run the old code too.
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    done = subprocess.run(
+        [sys.executable, str(tree / "benchmarks" / "bench_daemon.py"), "--tasks", str(tasks),
+         "--workers", str(workers)],
+        env=env, cwd=tree, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = REPORTED.search(done.stdout)
+    if found is None:
+        raise RuntimeError(f"the baseline's benchmark printed no result:\n{done.stdout}")
+    return float(found[2]), float(found[3]), float(found[4])
+
+
+async def _floor(tasks: int, workers: int) -> float:
+    name = f"imgworker_floor_{uuid.uuid4().hex[:8]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        return await daemon_floor.measure(
+            f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", tasks, workers, prefetch=2
+        )
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=200)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--workers", type=int, nargs="+", default=[2])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", default=BEFORE, help="a commit, or 'none'")
     args = parser.parse_args()
-    results = {}
-    for workers in args.workers:
-        with tempfile.TemporaryDirectory(prefix="bench-daemon-") as root:
-            rate, waits = await run(args.tasks, workers, Path(root))
-        results[workers] = rate
-        p50, p99 = statistics.median(waits) * 1000, _quantile(waits, 0.99) * 1000
-        print(
-            f"{workers} worker(s): {rate:6.1f} tasks/s   enqueue->start p50 {p50:7.1f} ms"
-            f"   p99 {p99:7.1f} ms   ({len(waits)} starts)"
-        )
-    if len(results) > 1:
-        low, high = min(results), max(results)
-        print(f"scaling {high}/{low} workers: {results[high] / results[low]:.2f}x")
+    with _checkout(args.baseline) if args.baseline != "none" else _nothing() as tree:
+        for workers in args.workers:
+            ours, before, floor = [], [], []
+            waits: list[float] = []
+            for _ in range(args.rounds):
+                with tempfile.TemporaryDirectory(prefix="bench-daemon-") as root:
+                    rate, round_waits = await run(args.tasks, workers, Path(root))
+                ours.append(rate)
+                waits += round_waits
+                if tree is not None:
+                    before.append(_run_baseline(tree, args.tasks, workers))
+                floor.append(await _floor(args.tasks, workers))
+            rate = statistics.median(ours)
+            p50, p99 = statistics.median(waits) * 1000, _quantile(waits, 0.99) * 1000
+            print(
+                f"{workers} worker(s): {rate:6.1f} tasks/s   enqueue->start p50 {p50:7.1f} ms"
+                f"   p99 {p99:7.1f} ms   ({len(waits)} starts, {args.rounds} round(s))"
+            )
+            if before:
+                old = statistics.median(r[0] for r in before)
+                old_p99 = statistics.median(r[2] for r in before)
+                print(
+                    f"  before ({args.baseline}): {old:6.1f} tasks/s   p99 {old_p99:7.1f} ms"
+                    f"   ours / before = {rate / old:.2f}x"
+                )
+            bare = statistics.median(floor)
+            print(f"  floor: {bare:6.1f} tasks/s   ours / floor = {rate / bare:.2f}")
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Benchmark scripts (run as files; a package so they can share modules)."""
