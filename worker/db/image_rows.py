@@ -57,13 +57,17 @@ async def lock_image_row(session: AsyncSession, image_id: str) -> None:
         raise NotFound(f"image {image_id} does not exist")
 
 
-async def load_image(session: AsyncSession, image_id: str) -> Image:
-    """The image row with its relations, or :class:`NotFound` (deleted images too)."""
-    result = await session.execute(
+async def load_image(session: AsyncSession, image_id: str, *, lock: bool = False) -> Image:
+    """The image row with its relations, or :class:`NotFound` (deleted images too); with
+    ``lock``, the row is locked by the same query (as :func:`lock_image_row` does)."""
+    query = (
         select(Image)
         .where(Image.id == image_id, Image.deleted.is_(False))
         .options(*ONE_IMAGE_RELATIONS)
     )
+    if lock:
+        query = query.with_for_update(of=Image)
+    result = await session.execute(query)
     image = result.unique().scalar_one_or_none()
     if image is None:
         raise NotFound(f"image {image_id} does not exist")

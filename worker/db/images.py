@@ -12,11 +12,13 @@ import asyncio
 import builtins
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from flows.errors import ImageStateConflict, LockLost, NotFound
 from flows.events import Announcement, EventType
@@ -127,8 +129,8 @@ class SqlImageRepository(Transactional):
         """
 
         async def work(session: AsyncSession) -> ImageRecord:
-            await lock_image_row(session, hold.image_id)
-            before = snapshot(await load_image(session, hold.image_id))
+            image = await load_image(session, hold.image_id, lock=True)
+            before = snapshot(image)
             holder = before.properties.get(IMPORT_LOCK) or None
             if holder != hold.task_id:
                 raise LockLost(
@@ -140,10 +142,13 @@ class SqlImageRepository(Transactional):
                 session, hold.task_id, hold.worker_id, self._lease, self._outbox
             ):
                 raise LockLost(f"task {hold.task_id} is being run by another live worker")
-            await _edit_list(session, hold.image_id, IMPORTING_TO_STORES, _adding(targets))
-            await _edit_list(session, hold.image_id, FAILED_IMPORT, _removing(targets))
+            # Edited on the rows just loaded: written by one flush, nothing read again.
+            _edit_loaded_list(image, IMPORTING_TO_STORES, _adding(targets))
+            _edit_loaded_list(image, FAILED_IMPORT, _removing(targets))
             if importing:
-                await _set_status(session, hold.image_id, ImageStatus.IMPORTING)
+                image.status = ImageStatus.IMPORTING
+                image.updated_at = utcnow()
+            await session.flush()
             return before
 
         return await self._in_transaction(work)
@@ -166,8 +171,17 @@ class SqlImageRepository(Transactional):
         """
 
         async def work(session: AsyncSession) -> None:
-            await _check_hold(session, hold, lock=True)
-            await _add_location(session, hold.image_id, url, store)
+            seen = await _check_hold(session, hold, lock=True, location=url)
+            if not seen.has_location:
+                session.add(
+                    ImageLocation(
+                        image_id=hold.image_id,
+                        value=url,
+                        meta_data={"store": store},
+                        status="active",
+                    )
+                )
+                await session.flush()
             if activate is not None:
                 await session.execute(
                     update(Image)
@@ -179,7 +193,21 @@ class SqlImageRepository(Transactional):
                 await record_announcement(
                     session, self._outbox, hold.task_id, hold.image_id, upload
                 )
-            await _edit_list(session, hold.image_id, IMPORTING_TO_STORES, _removing([store]))
+            remaining = _removing([store])(split_store_list(seen.importing or ""))
+            if seen.importing is None:
+                await put_property(
+                    session, hold.image_id, IMPORTING_TO_STORES, join_store_list(remaining), None
+                )
+            else:
+                await session.execute(
+                    update(ImageProperty)
+                    .where(
+                        ImageProperty.image_id == hold.image_id,
+                        ImageProperty.name == IMPORTING_TO_STORES,
+                    )
+                    .values(value=join_store_list(remaining), updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
 
         await self._in_transaction(work)
 
@@ -438,24 +466,55 @@ async def _add_location(session: AsyncSession, image_id: str, url: str, store: s
         )
 
 
-async def _check_hold(session: AsyncSession, hold: Hold, *, lock: bool = False) -> None:
+@dataclass(frozen=True)
+class _Seen:
+    """What a hold check read besides the hold, for the write it guards."""
+
+    #: ``os_glance_importing_to_stores`` (None: the property is not set).
+    importing: str | None
+    #: Whether the location asked about is already recorded (active).
+    has_location: bool
+
+
+async def _check_hold(
+    session: AsyncSession, hold: Hold, *, lock: bool = False, location: str | None = None
+) -> _Seen:
     """:class:`LockLost` unless the image's lock is the task's and the worker claims the task;
-    :class:`NotFound` when the image is gone (deleted meanwhile). With ``lock``, the image row
-    is locked by the same query (as :func:`lock_image_row` does), saving a round trip."""
+    :class:`NotFound` when the image is gone (deleted meanwhile).
+
+    One query: with ``lock``, it also locks the image row (as :func:`lock_image_row` does);
+    it reads the importing list, and whether ``location`` is recorded, for the write that
+    follows.
+    """
+
+    def prop(name: str) -> ScalarSelect[str | None]:
+        return (
+            select(ImageProperty.value)
+            .where(ImageProperty.image_id == Image.id, ImageProperty.name == name)
+            .scalar_subquery()
+        )
+
     query = select(
         Image.id,
-        select(ImageProperty.value)
-        .where(ImageProperty.image_id == Image.id, ImageProperty.name == IMPORT_LOCK)
-        .scalar_subquery(),
+        prop(IMPORT_LOCK),
         select(Task.status).where(Task.id == hold.task_id).scalar_subquery(),
         select(Task.claimed_by).where(Task.id == hold.task_id).scalar_subquery(),
+        prop(IMPORTING_TO_STORES),
+        select(ImageLocation.id)
+        .where(
+            ImageLocation.image_id == Image.id,
+            ImageLocation.value == (location or ""),
+            ImageLocation.deleted.is_(False),
+        )
+        .limit(1)
+        .scalar_subquery(),
     ).where(Image.id == hold.image_id, Image.deleted.is_(False))
     if lock:
         query = query.with_for_update(of=Image)
     row = (await session.execute(query)).first()
     if row is None:
         raise NotFound(f"image {hold.image_id} does not exist")
-    _image, holder, status, claimed_by = row
+    _image, holder, status, claimed_by, importing, location_id = row
     if (holder or None) != hold.task_id:
         raise LockLost(
             f"task {hold.task_id} no longer holds the import lock of image {hold.image_id} "
@@ -466,6 +525,7 @@ async def _check_hold(session: AsyncSession, hold: Hold, *, lock: bool = False) 
             f"task {hold.task_id} was taken over (status {status}, claimed by {claimed_by}): "
             "lock preempted"
         )
+    return _Seen(importing=importing, has_location=location_id is not None)
 
 
 def _adding(stores: builtins.list[str]) -> Callable[[builtins.list[str]], builtins.list[str]]:
@@ -484,6 +544,19 @@ def _removing(stores: builtins.list[str]) -> Callable[[builtins.list[str]], buil
         return [store for store in current if store not in stores]
 
     return change
+
+
+def _edit_loaded_list(
+    image: Image, prop: str, change: Callable[[builtins.list[str]], builtins.list[str]]
+) -> None:
+    """Rewrite list property ``prop`` on an image loaded with its properties (row locked)."""
+    row = next((candidate for candidate in image.properties if candidate.name == prop), None)
+    new = join_store_list(change(split_store_list(row.value or "") if row else []))
+    if row is None:
+        image.properties.append(ImageProperty(name=prop, value=new))
+    elif row.value != new:
+        row.value = new
+        row.updated_at = utcnow()
 
 
 async def _edit_list(

@@ -224,13 +224,12 @@ class SqlTaskRepository(Transactional):
         """
 
         async def work(session: AsyncSession) -> bool:
-            image_id = await session.scalar(select(Task.image_id).where(Task.id == task_id))
-            if image_id is not None:
-                # The image row first, as every writer of the image's properties locks it.
-                await session.execute(
-                    select(Image.id).where(Image.id == image_id).with_for_update()
-                )
+            # The image row first, as every writer of the image's properties locks it (found
+            # through the task in the same query: one round trip).
+            its_image = select(Task.image_id).where(Task.id == task_id).scalar_subquery()
+            await session.execute(select(Image.id).where(Image.id == its_image).with_for_update())
             task = await _load(session, task_id, for_update=True)
+            image_id = task.image_id
             if is_terminal(task.status):
                 return False
             if end.claimant is not None and task.claimed_by not in (None, end.claimant):
@@ -241,9 +240,11 @@ class SqlTaskRepository(Transactional):
             if end.result is not None:
                 task.info.result = dict(end.result)
             task.info.message = end.message
-            if image_id is not None and await _release_and_set(
+            released = image_id is not None and await _release_and_set(
                 session, image_id, task_id, end.image_status
-            ):
+            )
+            if released and self._outbox.wants(EventType.IMAGE_UPDATE):
+                assert image_id is not None
                 await self._outbox.image(
                     session,
                     await current_image(session, image_id),
