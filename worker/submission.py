@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from flows.context import RequestContext
 from flows.errors import ImageStateConflict
 from flows.preconditions import check_can_start
-from flows.records import ImageFormats, TaskRecord
+from flows.records import ImageFormats, ImageRecord, TaskRecord
 from flows.request import ImportRequest
 from flows.states import LocationStatus, TaskType
 from flows.targets import resolve_targets
@@ -65,43 +65,49 @@ async def submit_import(
     :class:`flows.errors.UnknownStore` for unknown stores.
     """
     requester = requester or RequestContext()
-    image = await records.images.get(image_id)
-    check_can_start(request, image, resuming=False)
-    targets = resolve_targets(request, image, rules.configured_stores, rules.default_store)
-    if not targets:
-        raise ImageStateConflict(
-            f"image {image_id} is already present at every store; there is nothing to copy"
+
+    def task_for(image: ImageRecord) -> dict[str, Any]:
+        """The new task's fields, once the image may be imported as asked."""
+        check_can_start(request, image, resuming=False)
+        targets = resolve_targets(request, image, rules.configured_stores, rules.default_store)
+        if not targets:
+            raise ImageStateConflict(
+                f"image {image_id} is already present at every store; there is nothing to copy"
+            )
+        leaving = sorted(
+            {loc.store for loc in image.locations if loc.status == LocationStatus.PENDING_DELETE}
+            & set(targets)
         )
-    leaving = sorted(
-        {loc.store for loc in image.locations if loc.status == LocationStatus.PENDING_DELETE}
-        & set(targets)
-    )
-    if leaving:
-        raise ImageStateConflict(
-            f"image {image_id}'s data is still being removed from store(s) "
-            f"{', '.join(leaving)}; import there again once that deletion has finished"
-        )
-    fields: dict[str, Any] = {
-        "task_id": str(uuid.uuid4()),
-        "image_id": image_id,
-        "type": TaskType.IMPORT,
-        "input": {
+        if leaving:
+            raise ImageStateConflict(
+                f"image {image_id}'s data is still being removed from store(s) "
+                f"{', '.join(leaving)}; import there again once that deletion has finished"
+            )
+        return {
+            "task_id": str(uuid.uuid4()),
             "image_id": image_id,
-            "import_req": request.to_body(),
-            "backend": targets,
-            # What the image was before a conversion records what the stores hold: a task
-            # resumed after its worker died restores these before it inspects the bits again.
-            "image_formats": ImageFormats.of(image).to_dict(),
-        },
-        "owner": requester.owner,
-        "user_id": requester.user_id,
-        "request_id": requester.request_id,
-    }
+            "type": TaskType.IMPORT,
+            "input": {
+                "image_id": image_id,
+                "import_req": request.to_body(),
+                "backend": targets,
+                # What the image was before a conversion records what the stores hold: a
+                # task resumed after its worker died restores these before it inspects the
+                # bits again.
+                "image_formats": ImageFormats.of(image).to_dict(),
+            },
+            "owner": requester.owner,
+            "user_id": requester.user_id,
+            "request_id": requester.request_id,
+        }
+
     try:
-        # The usual case, the lock free: the task and its lock in one transaction.
-        return await records.tasks.create(**fields, holding_lock=True)
+        # The usual case, the lock free: checked, and the task made with its lock, in one
+        # transaction.
+        return await records.tasks.create_holding_lock(image_id, task_for)
     except (LockHeld, IntegrityError):
         pass
+    fields = task_for(await records.images.get(image_id))
     # Held (or just taken): a task of its own, then the lock by compare-and-swap, taking it
     # over from a task that stopped heartbeating.
     task = await records.tasks.create(**fields)

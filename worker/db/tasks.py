@@ -8,7 +8,7 @@ lease — so two deliveries of one message never run the same task at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,15 +18,37 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.errors import LockLost, NotFound
 from flows.events import EventType
-from flows.records import IMPORT_LOCK, TaskRecord
+from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
 from flows.states import ImageStatus, TaskStatus, is_terminal
-from worker.db.image_rows import current_image, take_lock_in
+from worker.db.image_rows import current_image, load_image, snapshot
 from worker.db.models import Image, ImageProperty, Task, TaskInfo, utcnow
 from worker.db.outbox import Outbox
 from worker.db.transactions import Transactional
 
 PENDING = TaskStatus.PENDING
 PROCESSING = TaskStatus.PROCESSING
+
+
+def _new_task(
+    *,
+    task_id: str,
+    image_id: str,
+    type: str,
+    input: dict[str, Any],
+    owner: str | None = None,
+    user_id: str | None = None,
+    request_id: str | None = None,
+) -> Task:
+    return Task(
+        id=task_id,
+        type=type,
+        status=PENDING,
+        image_id=image_id,
+        owner=owner,
+        user_id=user_id,
+        request_id=request_id,
+        info=TaskInfo(input=input, result=None, message=""),
+    )
 
 
 class LockHeld(Exception):
@@ -92,34 +114,56 @@ class SqlTaskRepository(Transactional):
         owner: str | None = None,
         user_id: str | None = None,
         request_id: str | None = None,
-        holding_lock: bool = False,
     ) -> TaskRecord:
-        """Record a new ``pending`` task.
-
-        With ``holding_lock``, the task takes its image's import lock in the same
-        transaction, or is not created at all: :class:`LockHeld` when another task holds it.
-        """
+        """Record a new ``pending`` task."""
 
         async def work(session: AsyncSession) -> TaskRecord:
-            task = Task(
-                id=task_id,
-                type=type,
-                status=PENDING,
+            task = _new_task(
+                task_id=task_id,
                 image_id=image_id,
+                type=type,
+                input=input,
                 owner=owner,
                 user_id=user_id,
                 request_id=request_id,
-                info=TaskInfo(input=input, result=None, message=""),
             )
             session.add(task)
             await session.flush()
-            if holding_lock and not await take_lock_in(session, image_id, task_id, None):
-                raise LockHeld(f"the import lock of image {image_id} is held")
-            created = task_snapshot(task)
-            await self._outbox.task(session, created, EventType.TASK_CREATE)
-            return created
+            return await self._created(session, task)
 
         return await self._in_transaction(work)
+
+    async def create_holding_lock(
+        self, image_id: str, build: Callable[[ImageRecord], dict[str, Any]]
+    ) -> TaskRecord:
+        """Record a new ``pending`` task holding its image's import lock, in one transaction.
+
+        The image row is locked and read once; ``build`` sees it, may raise (the caller's
+        preconditions) and returns :meth:`create`'s arguments. :class:`LockHeld`, with
+        nothing recorded, when another task holds the lock.
+        """
+
+        async def work(session: AsyncSession) -> TaskRecord:
+            image = await load_image(session, image_id, lock=True)
+            fields = build(snapshot(image))
+            lock = next((row for row in image.properties if row.name == IMPORT_LOCK), None)
+            if lock is not None and lock.value:
+                raise LockHeld(f"the import lock of image {image_id} is held by {lock.value}")
+            task = _new_task(**fields)
+            session.add(task)
+            if lock is None:
+                image.properties.append(ImageProperty(name=IMPORT_LOCK, value=task.id))
+            else:
+                lock.value, lock.updated_at = task.id, utcnow()
+            await session.flush()
+            return await self._created(session, task)
+
+        return await self._in_transaction(work)
+
+    async def _created(self, session: AsyncSession, task: Task) -> TaskRecord:
+        created = task_snapshot(task)
+        await self._outbox.task(session, created, EventType.TASK_CREATE)
+        return created
 
     async def announce_run(self, task_id: str) -> None:
         """Announce ``task.run``: the task was handed to the workers (or, embedded, run)."""
