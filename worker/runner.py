@@ -27,6 +27,7 @@ from flows.request import ImportRequest, parse_import_request
 from flows.states import AttemptStatus, ImageStatus, TaskStatus, is_terminal
 from flows.steps.complete import remove_staging
 from flows.targets import resolve_targets
+from worker.background import cancel_and_wait
 from worker.db.tasks import TaskEnd
 from worker.services import Services
 
@@ -205,6 +206,4 @@ async def _progress_reporter(ctx: ImportContext) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        reporter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reporter
+        await cancel_and_wait(reporter)

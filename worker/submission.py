@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -24,7 +23,7 @@ from flows.request import ImportRequest
 from flows.states import LocationStatus, TaskType
 from flows.targets import resolve_targets
 from worker.db.locks import acquire_import_lock
-from worker.db.tasks import LockHeld, TaskEnd
+from worker.db.tasks import LockHeld, NewTask, TaskEnd
 from worker.services import Records
 from worker.settings import Settings
 
@@ -66,7 +65,7 @@ async def submit_import(
     """
     requester = requester or RequestContext()
 
-    def task_for(image: ImageRecord) -> dict[str, Any]:
+    def task_for(image: ImageRecord) -> NewTask:
         """The new task's fields, once the image may be imported as asked."""
         check_can_start(request, image, resuming=False)
         targets = resolve_targets(request, image, rules.configured_stores, rules.default_store)

@@ -14,13 +14,13 @@ unacknowledged, and the next worker cleans up after the lease).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from worker.background import cancel_and_wait
 from worker.daemon import startup
 from worker.daemon.client import LazyPublisher
 from worker.daemon.consumer import Consumer
@@ -165,9 +165,7 @@ class Daemon:
         finally:
             drained.cancel()
             if not job.done():
-                job.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await job
+                await cancel_and_wait(job)
         return None if job.cancelled() else job.result()
 
 

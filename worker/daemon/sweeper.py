@@ -11,13 +11,13 @@ are pending.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
 
 from flows.context import RequestContext
 from flows.states import TaskType
+from worker.background import cancel_and_wait
 from worker.daemon.client import TaskPublisher
 from worker.daemon.messages import TaskMessage
 from worker.db.deletions import SqlDeletions
@@ -47,11 +47,8 @@ class DeleteSweeper:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-            self._loop = None
+        await cancel_and_wait(self._loop)
+        self._loop = None
 
     async def _run(self) -> None:
         while True:

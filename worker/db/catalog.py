@@ -20,7 +20,13 @@ from flows.errors import ImageStateConflict, NotFound
 from flows.events import EventType, Priority
 from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
 from flows.states import ImageStatus, LocationStatus, TaskStatus, TaskType
-from worker.db.image_rows import IMAGE_RELATIONS, load_image, lock_image_row, snapshot
+from worker.db.image_rows import (
+    IMAGE_RELATIONS,
+    add_image,
+    load_image,
+    lock_image_row,
+    snapshot,
+)
 from worker.db.listing import ImageQuery, apply_query
 from worker.db.models import (
     Image,
@@ -164,11 +170,7 @@ class SqlCatalog(Transactional):
                 locations=[],
                 tags=[ImageTag(value=tag) for tag in dict.fromkeys(new.tags)],
             )
-            session.add(image)
-            await session.flush()
-            created = snapshot(image)
-            await self._outbox.image(session, created, EventType.IMAGE_CREATE)
-            return created
+            return await add_image(session, image, self._outbox)
 
         return await self._in_transaction(work)
 

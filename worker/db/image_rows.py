@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from flows.errors import NotFound
+from flows.events import EventType
 from flows.records import IMPORT_LOCK, ImageRecord, Location
 from worker.db.models import Image, ImageProperty, utcnow
+from worker.db.outbox import Outbox
 
 #: What a snapshot of an image reads besides its row, for lists (one query per relation).
 IMAGE_RELATIONS = (
@@ -27,6 +29,16 @@ ONE_IMAGE_RELATIONS = (
     joinedload(Image.locations),
     joinedload(Image.tags),
 )
+
+
+async def add_image(session: AsyncSession, image: Image, outbox: Outbox) -> ImageRecord:
+    """Insert a new image (its relations given, empty or not) and announce ``image.create``;
+    return it as recorded."""
+    session.add(image)
+    await session.flush()
+    created = snapshot(image)
+    await outbox.image(session, created, EventType.IMAGE_CREATE)
+    return created
 
 
 async def current_image(session: AsyncSession, image_id: str) -> ImageRecord:

@@ -37,6 +37,7 @@ from flows.states import ImageStatus, TaskStatus
 from worker.db.events import record_announcement
 from worker.db.image_rows import (
     IMAGE_RELATIONS,
+    add_image,
     load_image,
     lock_image_row,
     property_row,
@@ -275,11 +276,7 @@ class SqlImageRepository(Transactional):
                 locations=[],
                 tags=[],
             )
-            session.add(image)
-            await session.flush()
-            created = snapshot(image)
-            await self._outbox.image(session, created, EventType.IMAGE_CREATE)
-            return created
+            return await add_image(session, image, self._outbox)
 
         return await self._in_transaction(work)
 

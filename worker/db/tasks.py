@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,25 +29,28 @@ PENDING = TaskStatus.PENDING
 PROCESSING = TaskStatus.PROCESSING
 
 
-def _new_task(
-    *,
-    task_id: str,
-    image_id: str,
-    type: str,
-    input: dict[str, Any],
-    owner: str | None = None,
-    user_id: str | None = None,
-    request_id: str | None = None,
-) -> Task:
+class NewTask(TypedDict):
+    """What :meth:`SqlTaskRepository.create` records (a ``pending`` task)."""
+
+    task_id: str
+    image_id: str
+    type: str
+    input: dict[str, Any]
+    owner: NotRequired[str | None]
+    user_id: NotRequired[str | None]
+    request_id: NotRequired[str | None]
+
+
+def _new_task(new: NewTask) -> Task:
     return Task(
-        id=task_id,
-        type=type,
+        id=new["task_id"],
+        type=new["type"],
         status=PENDING,
-        image_id=image_id,
-        owner=owner,
-        user_id=user_id,
-        request_id=request_id,
-        info=TaskInfo(input=input, result=None, message=""),
+        image_id=new["image_id"],
+        owner=new.get("owner"),
+        user_id=new.get("user_id"),
+        request_id=new.get("request_id"),
+        info=TaskInfo(input=new["input"], result=None, message=""),
     )
 
 
@@ -104,29 +107,11 @@ class SqlTaskRepository(Transactional):
         self._lease = timedelta(seconds=lease_seconds)
         self._outbox = outbox or Outbox()
 
-    async def create(
-        self,
-        *,
-        task_id: str,
-        image_id: str,
-        type: str,
-        input: dict[str, Any],
-        owner: str | None = None,
-        user_id: str | None = None,
-        request_id: str | None = None,
-    ) -> TaskRecord:
+    async def create(self, **new: Unpack[NewTask]) -> TaskRecord:
         """Record a new ``pending`` task."""
 
         async def work(session: AsyncSession) -> TaskRecord:
-            task = _new_task(
-                task_id=task_id,
-                image_id=image_id,
-                type=type,
-                input=input,
-                owner=owner,
-                user_id=user_id,
-                request_id=request_id,
-            )
+            task = _new_task(new)
             session.add(task)
             await session.flush()
             return await self._created(session, task)
@@ -134,7 +119,7 @@ class SqlTaskRepository(Transactional):
         return await self._in_transaction(work)
 
     async def create_holding_lock(
-        self, image_id: str, build: Callable[[ImageRecord], dict[str, Any]]
+        self, image_id: str, build: Callable[[ImageRecord], NewTask]
     ) -> TaskRecord:
         """Record a new ``pending`` task holding its image's import lock, in one transaction.
 
@@ -149,7 +134,7 @@ class SqlTaskRepository(Transactional):
             lock = next((row for row in image.properties if row.name == IMPORT_LOCK), None)
             if lock is not None and lock.value:
                 raise LockHeld(f"the import lock of image {image_id} is held by {lock.value}")
-            task = _new_task(**fields)
+            task = _new_task(fields)
             session.add(task)
             if lock is None:
                 image.properties.append(ImageProperty(name=IMPORT_LOCK, value=task.id))

@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Protocol
 
+from worker.background import cancel_and_wait
 from worker.db.notifications import SqlNotifications
 from worker.notifications.sinks import AmqpSink, LogSink, Sink
 from worker.notifications.wire import oslo_message
@@ -86,11 +87,8 @@ class Relay:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-            self._loop = None
+        await cancel_and_wait(self._loop)
+        self._loop = None
         try:
             async with asyncio.timeout(FLUSH_SECONDS):
                 await self.relay_once()
