@@ -11,7 +11,7 @@ from flows.steps.inject_metadata import InjectMetadataStep
 from flows.steps.inspect import InspectStep
 from flows.steps.lock import LockStep
 from flows.steps.stage import StageStep
-from flows.steps.store import Activation, StoreStep, store_group
+from flows.steps.store import Activation, StoreStep, store_group, stores_in_turn
 from flows.steps.verify import VerifySignatureStep
 
 
@@ -23,7 +23,8 @@ def build_import_flow(ctx: ImportContext, targets: list[str]) -> Flow[ImportCont
     before: it runs no inspection, signature, metadata or conversion step, and never changes
     the image's status.
 
-    The stores are written in the order given, one at a time; with ``max_parallel_stores``
+    The stores are written in the order given, one at a time (each write as soon as the one
+    before it ended, each record in turn); with ``max_parallel_stores``
     N > 1, up to N at once (in groups of N, each group fed by one read of the data).
     """
     steps: list[Step[ImportContext] | Parallel[ImportContext]] = [LockStep(targets), StageStep()]
@@ -49,9 +50,9 @@ def _store_steps(
         activation = Activation.FIRST_SUCCESS
     else:
         activation = Activation.ALL_WRITTEN
-    stores = [StoreStep(store, activation=activation) for store in targets]
     width = ctx.settings.max_parallel_stores
     if width <= 1:
-        return list(stores)
+        return list(stores_in_turn(targets, activation))
+    stores = [StoreStep(store, activation=activation) for store in targets]
     groups = [stores[start : start + width] for start in range(0, len(stores), width)]
     return [store_group(group) if len(group) > 1 else group[0] for group in groups]

@@ -1,9 +1,10 @@
 """Step ``store:NAME``: write the data to one store and keep the image record true.
 
-Stores are written one after the other (the guide's order), or several at once from one
-read of the data (``[import] max_parallel_stores``, see :func:`store_group`). Either way each
-store's step keeps the same record: the store leaves ``os_glance_importing_to_stores`` when
-its own write ends and joins ``os_glance_failed_import`` when it fails.
+Stores are written one after the other (the guide's order; see :mod:`flows.steps.in_turn`),
+or several at once from one read of the data (``[import] max_parallel_stores``, see
+:func:`store_group`). Either way each store's step keeps the same record: the store leaves
+``os_glance_importing_to_stores`` when its own write ends and joins
+``os_glance_failed_import`` when it fails.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from flows.events import Announcement, EventType, UploadFailure, failure_kind
 from flows.fanout import FanOut
 from flows.records import IMPORTING_TO_STORES
 from flows.sparse import ImageReader, SparseFileReader
+from flows.steps.in_turn import WritesInTurn
 from flows.stores.base import InPlaceWritable, ProgressCallback, StoredImage
 
 log = logging.getLogger(__name__)
@@ -45,10 +47,15 @@ class StoreStep:
     goes ``active`` here when ``activation`` says so, with its hashes recorded first.
     """
 
-    def __init__(self, store: str, *, activation: Activation) -> None:
+    def __init__(
+        self, store: str, *, activation: Activation, in_turn: WritesInTurn | None = None
+    ) -> None:
         self.store = store
         self.activation = activation
         self.name = f"store:{store}"
+        #: Where this store's data write runs when the stores are written in turn (its
+        #: write may then start before this step does); None: the step writes itself.
+        self._in_turn = in_turn
         #: The location written, known as soon as the store returns it.
         self._url: str | None = None
         #: True while (or if) a write may have left data that no location names yet.
@@ -83,9 +90,8 @@ class StoreStep:
             return all(t == self.store or t in ctx.written for t in ctx.targets)
         return False
 
-    async def _write(self, ctx: ImportContext) -> bool:
-        """Write the data and record it; tell whether that activated the image."""
-        store = ctx.stores[self.store]
+    async def write_data(self, ctx: ImportContext) -> StoredImage:
+        """Write the data into the store, without recording it."""
         ctx.progress.phase = f"writing to {self.store}"
 
         def count(written: int, skipped: int) -> None:
@@ -96,9 +102,17 @@ class StoreStep:
             if skipped:
                 ctx.observer.bytes_skipped(self.store, skipped)
 
+        return await self._store(ctx, count)
+
+    async def _write(self, ctx: ImportContext) -> bool:
+        """Write the data and record it; tell whether that activated the image."""
+        store = ctx.stores[self.store]
         self._writing = True
         try:
-            stored = await self._store(ctx, count)
+            if self._in_turn is not None:
+                stored = await self._in_turn.take(ctx, self.store)
+            else:
+                stored = await self.write_data(ctx)
         except StoreWriteFailed:
             self._writing = False  # a store that reports a failure left nothing behind
             raise
@@ -187,6 +201,8 @@ class StoreStep:
         :class:`LockLost`: the task that took the image over discards and rewrites this store
         itself, and the location may by now name its data.
         """
+        if self._in_turn is not None:
+            await self._in_turn.abandon(ctx, error)
         if isinstance(error, LockLost):
             return
         store = ctx.stores[self.store]
@@ -200,6 +216,15 @@ class StoreStep:
         await ctx.images.remove_from_list(ctx.image_id, IMPORTING_TO_STORES, [self.store])
         if url is not None:
             await ctx.announce(EventType.IMAGE_UPDATE, f"revert:{self.name}")
+
+
+def stores_in_turn(stores: list[str], activation: Activation) -> list[StoreStep]:
+    """The steps of ``stores`` written one at a time, in order (see :mod:`flows.steps.in_turn`)."""
+    in_turn = WritesInTurn()
+    steps = [StoreStep(store, activation=activation, in_turn=in_turn) for store in stores]
+    for step in steps:
+        in_turn.join(step)
+    return steps
 
 
 def store_group(steps: list[StoreStep]) -> Parallel[ImportContext]:

@@ -330,11 +330,17 @@ def test_glance_direct_through_the_api_and_a_download(cloud: Cloud) -> None:
 async def test_no_duplicate_after_a_worker_is_killed_mid_import(
     tmp_path: Path, postgres_url: str, broker_topology: Topology
 ) -> None:
-    """The import is activated, then its worker is killed -9 while writing dcn0; another
-    worker resumes the task: every event is heard once, in the order of an undisturbed run."""
+    """The import is activated, then its worker is killed -9 before dcn0 is recorded; another
+    worker resumes the task: every event is heard once, in the order of an undisturbed run.
+
+    Stores in turn, dcn0's write starts as soon as central's ended, while central's record
+    waits for the hashes: the kill lands after activation and before dcn0's record, when
+    dcn0's data is being written or written but not recorded. All data and no holes, so each
+    store's write (disk) takes about as long as the hash pass (CPU) and dcn0 ends well after
+    central's record."""
     www = tmp_path / "www"
     www.mkdir()
-    make_sparse_raw(www / "big.raw", 512 * MiB, [(0, 384 * MiB)])
+    make_sparse_raw(www / "big.raw", 768 * MiB, [(0, 768 * MiB)])
     notifications = NotificationTopology()
     config = write_config(tmp_path, postgres_url, broker_topology, lease_seconds=6, concurrency=1)
     with config.open("a") as extra:
@@ -357,16 +363,21 @@ async def test_no_duplicate_after_a_worker_is_killed_mid_import(
             )
             task_id = await enqueue(services, image.id, request)
 
-            async def writing_dcn0() -> bool:
-                return any(p.name.endswith(".partial") for p in (stores / "dcn0").glob("*"))
+            async def activated() -> bool:
+                return (await services.images.get(image.id)).status == "active"
 
-            await until(writing_dcn0, 120, "the write to dcn0", every=0.02)
-            assert (await services.images.get(image.id)).status == "active"
+            await until(activated, 120, "the activation", every=0.02)
             holder = (await services.tasks.get(task_id)).claimed_by
             victim = next(w for w in workers if w.name == holder)
             os.kill(victim.process.pid, signal.SIGKILL)
             victim.process.wait()
+            # Killed before dcn0 was recorded (the survivor waits for the lease to expire).
+            killed = await services.images.get(image.id)
+            assert killed.properties[IMPORTING_TO_STORES] == "dcn0"
+            assert [location.store for location in killed.locations] == ["central"]
             assert (await terminal(services, task_id)).status == "success"
+        # What the killed worker wrote ahead of dcn0's record was replaced, nothing left over.
+        assert sorted(path.name for path in (stores / "dcn0").iterdir()) == [image.id]
         survivor = next(w for w in workers if w is not victim)
         assert "taking over task" in survivor.output()
         heard.wait_for(

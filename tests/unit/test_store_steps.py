@@ -8,7 +8,7 @@ from flows.context import ImportContext
 from flows.engine import Flow, FlowFailed, Step
 from flows.steps.complete import CompleteStep
 from flows.steps.lock import LockStep
-from flows.steps.store import Activation, StoreStep
+from flows.steps.store import Activation, stores_in_turn
 from flows.stores.base import Store
 from flows.stores.file import FileStore
 from tests.support.flows import BrokenStore, Journal, PreparedData, file_store, make_context
@@ -29,7 +29,7 @@ async def run_import(
     make_sparse_raw(data, 16 * MiB, [(0, MiB), (8 * MiB, MiB)])
     activation = Activation.FIRST_SUCCESS if allow_failure else Activation.ALL_WRITTEN
     steps: list[Step[ImportContext]] = [LockStep(list(STORES)), PreparedData(data)]
-    steps += [StoreStep(name, activation=activation) for name in STORES]
+    steps += stores_in_turn(list(STORES), activation)
     steps.append(CompleteStep())
     journal = Journal(ctx.images, "img")  # type: ignore[arg-type]
     error: BaseException | None = None
