@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from flows.threads import check_stop
+from flows.writeback import start_writeback
 
 #: Default size of one data chunk: large enough to amortise syscalls and thread hand-offs,
 #: small enough to keep several in flight within the worker's memory budget.
@@ -173,6 +174,7 @@ class SparseFileReader:
                     raise
                 if copied == 0:
                     raise OSError(f"{self.path}: unexpected end of file at {offset}")
+                start_writeback(fd, offset, copied)
                 offset += copied
                 written += copied
                 if progress:
@@ -236,6 +238,7 @@ def write_sparse(
                 progress(0, segment.length)
             continue
         os.pwrite(fd, segment.data, segment.offset)
+        start_writeback(fd, segment.offset, segment.length)
         written += segment.length
         if progress:
             progress(segment.length, 0)
