@@ -160,12 +160,16 @@ def make_context(
 
 
 class PreparedData:
-    """Stands in for stage/inspect/convert: the data file is ready and its hashes known."""
+    """Stands in for stage/inspect/convert: the data file is ready and its hashes known, at
+    once or (``hashes_held``) when the test sets :attr:`release`."""
 
     name = "prepared"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, hashes_held: bool = False) -> None:
         self.path = path
+        self.release = asyncio.Event()
+        if not hashes_held:
+            self.release.set()
 
     async def execute(self, ctx: ImportContext) -> None:
         ctx.data_path = self.path
@@ -177,10 +181,16 @@ class PreparedData:
             os_hash_value="1" * 128,
             os_hash_algo=OS_HASH_ALGO,
         )
-        ctx.data_facts = asyncio.get_running_loop().create_task(asyncio.sleep(0, facts))
+
+        async def hashed() -> DataFacts:
+            await self.release.wait()
+            return facts
+
+        ctx.data_facts = asyncio.get_running_loop().create_task(hashed())
 
     async def revert(self, ctx: ImportContext, error: BaseException) -> None:
-        return None
+        if ctx.data_facts is not None:
+            ctx.data_facts.cancel()
 
 
 async def import_staged(

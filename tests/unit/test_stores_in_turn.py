@@ -12,7 +12,7 @@ import pytest
 from flows.context import ImportContext
 from flows.engine import Flow, FlowFailed, Step
 from flows.errors import StoreWriteFailed
-from flows.records import OS_HASH_ALGO, DataFacts, Hold
+from flows.records import Hold
 from flows.sparse import ImageReader
 from flows.steps.complete import CompleteStep
 from flows.steps.lock import LockStep
@@ -20,7 +20,7 @@ from flows.steps.store import Activation, stores_in_turn
 from flows.stores.base import ProgressCallback, Store, StoredImage
 from flows.stores.file import FileStore, FileStoreConfig
 from tests.support.fakes import MemoryImages
-from tests.support.flows import Journal, file_store, make_context
+from tests.support.flows import Journal, PreparedData, file_store, make_context
 from tests.support.images import MiB, make_sparse_raw
 
 STORES = ("central", "dcn0", "dcn1")
@@ -49,37 +49,6 @@ class LoggedStore(FileStore):
         return stored
 
 
-class HeldHashes:
-    """Stands in for stage/convert: the data is ready, its hashes come when the test says."""
-
-    name = "prepared"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.release = asyncio.Event()
-
-    async def execute(self, ctx: ImportContext) -> None:
-        ctx.data_path = self.path
-        size = self.path.stat().st_size
-        facts = DataFacts(
-            size=size,
-            virtual_size=size,
-            checksum="0" * 32,
-            os_hash_value="1" * 128,
-            os_hash_algo=OS_HASH_ALGO,
-        )
-
-        async def hashed() -> DataFacts:
-            await self.release.wait()
-            return facts
-
-        ctx.data_facts = asyncio.get_running_loop().create_task(hashed())
-
-    async def revert(self, ctx: ImportContext, error: BaseException) -> None:
-        if ctx.data_facts is not None:
-            ctx.data_facts.cancel()
-
-
 class Setup:
     """Three logged file stores written in turn, fed by a 24 MiB sparse file."""
 
@@ -98,7 +67,7 @@ class Setup:
         data = tmp_path / "data.raw"
         make_sparse_raw(data, 24 * MiB, [(0, 2 * MiB), (12 * MiB, 3 * MiB)])
         self.data = data
-        self.hashes = HeldHashes(data)
+        self.hashes = PreparedData(data, hashes_held=True)
         activation = Activation.FIRST_SUCCESS if allow_failure else Activation.ALL_WRITTEN
         steps: list[Step[ImportContext]] = [LockStep(list(STORES)), self.hashes]
         steps += stores_in_turn(list(STORES), activation)
