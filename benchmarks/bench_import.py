@@ -8,6 +8,9 @@ and imported into three file stores, converted to raw, with each side's defaults
   glance  a live Glance 33.0.0 from PyPI (shared/bench/glance-peer/setup.sh: uwsgi, SQLite,
           three file stores, image_conversion to raw), timed by its import.py from the import
           call until the task ends, allow-failure as on our side
+  service ours as Glance runs, a service: ``imgworker api`` and one ``imgworker run``
+          (PostgreSQL, RabbitMQ, defaults otherwise), driven by the same import.py as Glance,
+          from the import call until the task ends (no process started per import)
   floor   the work itself, done by plain tools in this process: one download (curl), one
           ``qemu-img convert`` into store 1, the store writes the disk must do (``cp
           --sparse=always`` into stores 2 and 3, then fsync of all three), and one hash pass
@@ -19,8 +22,9 @@ Every run starts with the page cache warm (the served image, the programs) and n
 ``imgworker`` command finds its modules cached; dropping the caches would charge the reading
 of our modules from disk to us alone. Also timed, outside the bars: ours with
 ``[import] max_parallel_stores = 3`` (the stores written at once). Prints each time, the
-ratios ours/glance (bar <= 0.15) and ours/floor (bar <= 1.5), the step timings of our median
-run, our peak RSS, and checks that every run computed the same ``os_hash_value``.
+ratios ours/glance (bar <= 0.15) and ours/floor (bar <= 1.5), the same two for the service,
+the step timings of our median run, our peak RSS, and checks that every run computed the same
+``os_hash_value``.
 
 Usage: .venv/bin/python benchmarks/bench_import.py [--rounds 3] [--virtual-mib 1024]
        [--data-mib 400] [--glance-dir DIR] [--glance-port PORT] [--keep]
@@ -52,7 +56,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flows.hashing import digest_file  # noqa: E402
+from tests.integration.conftest import fresh_postgres  # noqa: E402
+from tests.support.api import running_api  # noqa: E402
 from tests.support.images import MiB, make_sample_qcow2  # noqa: E402
+from tests.support.workers import (  # noqa: E402
+    Topology,
+    delete_topology,
+    running_workers,
+)
 
 STORES = ["central", "dcn0", "dcn1"]
 PEER = ROOT.parent / "shared" / "bench" / "glance-peer"
@@ -110,16 +121,28 @@ def settle() -> None:
 # -- ours --------------------------------------------------------------------------------
 
 
-def write_config(work: Path) -> Path:
-    """A configuration with three file stores and every other setting at its default."""
+def write_config(work: Path, database: str | None = None, topology: Topology | None = None) -> Path:
+    """A configuration with three file stores and every other setting at its default.
+
+    SQLite for the embedded import; the service gets its PostgreSQL ``database`` and, so that
+    it shares no queue with anyone, its own broker names (``topology``).
+    """
     config = work / "bench.toml"
+    url = database or f"sqlite+aiosqlite:///{work}/bench.db"
     lines = [
-        f'[database]\nurl = "sqlite+aiosqlite:///{work}/bench.db"',
+        f'[database]\nurl = "{url}"',
         f'[staging]\ndir = "{work}/staging"',
         "[safety]\nallow_private_addresses = true\nallowed_ports = []\nstaging_min_free_bytes = 0",
         f'[stores]\ndefault = "{STORES[0]}"',
     ]
     lines += [f'[stores.{s}]\ntype = "file"\npath = "{work}/stores/{s}"' for s in STORES]
+    if topology is not None:
+        lines.append(
+            f'[broker]\nqueue = "{topology.queue}"\nexchange = "{topology.exchange}"\n'
+            f'dead_letter_exchange = "{topology.dead_exchange}"\n'
+            f'dead_letter_queue = "{topology.dead_queue}"'
+        )
+        lines.append('[api]\nauth = "headers"')
     config.write_text("\n\n".join(lines) + "\n")
     return config
 
@@ -225,6 +248,49 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# -- ours as a service -------------------------------------------------------------------
+
+
+class ImgworkerService:
+    """``imgworker api`` (identity from headers) and one ``imgworker run`` on a new PostgreSQL
+    database and RabbitMQ, three file stores, stopped after; driven by the peer's import.py."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.api = ""
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> ImgworkerService:
+        self.root.mkdir(parents=True, exist_ok=True)
+        stack = self._stack
+        database = stack.enter_context(fresh_postgres())
+        topology = Topology()
+        stack.callback(lambda: asyncio.run(delete_topology(topology)))
+        config = write_config(self.root, database, topology)
+        self.api = stack.enter_context(running_api(config, self.root)).url
+        stack.enter_context(running_workers(config, self.root, 1))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def run(self, url: str) -> Run:
+        """One import, timed by import.py exactly as Glance's; the data is removed after."""
+        done = subprocess.run(
+            [sys.executable, str(PEER / "import.py"), self.api, url, ",".join(STORES), "allow"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        report = json.loads(done.stdout)
+        for scratch in ("stores", "staging"):
+            for entry in (self.root / scratch).glob("*/*"):
+                entry.unlink()
+        if report["final"] != "active":
+            raise SystemExit(f"the imgworker service import did not succeed: {report}")
+        return Run(float(report["elapsed_s"]), str(report["os_hash_value"]))
+
+
 # -- the floor ---------------------------------------------------------------------------
 
 
@@ -284,17 +350,27 @@ def main() -> None:
         make_sample_qcow2(image, args.virtual_mib * MiB, args.data_mib * MiB)
     print(f"image: {image} ({image.stat().st_size / 1e6:.0f} MB qcow2)")
     url = f"http://127.0.0.1:{serve(served)}/disk.qcow2"
-    runs: dict[str, list[Run]] = {"ours": [], "glance": [], "floor": [], "parallel": []}
+    runs: dict[str, list[Run]] = {
+        "ours": [],
+        "glance": [],
+        "floor": [],
+        "parallel": [],
+        "service": [],
+    }
     imgworker = Path(sys.executable).parent / "imgworker"
     subprocess.run([str(imgworker), "--help"], check=True, stdout=subprocess.DEVNULL)
     try:
-        with GlancePeer(args.glance_dir, args.glance_port) as glance:
+        with (
+            GlancePeer(args.glance_dir, args.glance_port) as glance,
+            ImgworkerService(work / "service") as service,
+        ):
             for round_ in range(1, args.rounds + 1):
                 for name, contender in (
                     ("ours", lambda: run_ours(work / "ours", url)),
                     ("glance", lambda: glance.run(url)),
                     ("floor", lambda: run_floor(work / "floor", url)),
                     ("parallel", lambda: run_ours(work / "ours", url, parallel=3)),
+                    ("service", lambda: service.run(url)),
                 ):
                     settle()
                     result = contender()
@@ -318,11 +394,14 @@ def report(runs: dict[str, list[Run]]) -> None:
     print(f"glance (Glance 33, 3 stores):         {median['glance']:6.1f} s  (median)")
     print(f"floor  (download, convert, writes ∥ one hash pass): {median['floor']:6.1f} s")
     print(f"ours with max_parallel_stores = 3:    {median['parallel']:6.1f} s  (median)")
+    print(f"ours as a service (api + one worker): {median['service']:6.1f} s  (median)")
     print(
         f"ours / glance = {median['ours'] / median['glance']:.3f} (bar <= 0.15)   "
         f"ours / floor = {median['ours'] / median['floor']:.2f} (bar <= 1.5)   "
         f"parallel: {median['parallel'] / median['glance']:.3f} / "
-        f"{median['parallel'] / median['floor']:.2f}"
+        f"{median['parallel'] / median['floor']:.2f}   "
+        f"service: {median['service'] / median['glance']:.3f} / "
+        f"{median['service'] / median['floor']:.2f}"
     )
     steps = ours_median.notes["steps"]
     assert isinstance(steps, dict)
