@@ -57,7 +57,10 @@ def main():
         listener = oslo_messaging.get_notification_listener(
             transport, [target], [Endpoint(output)], executor="threading"
         )
-        listener.start()
+        # One handler thread: the threading executor's pool would otherwise run handlers
+        # at once and write two close notifications in either order (the tests check
+        # the order in which they were delivered).
+        listener.start(override_pool_size=1)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         print("listening", flush=True)
