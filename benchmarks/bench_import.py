@@ -49,6 +49,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -227,19 +228,26 @@ class GlancePeer:
 
     def run(self, url: str) -> Run:
         """One import through the peer's own import.py; the image is deleted afterwards."""
-        done = subprocess.run(
-            [sys.executable, str(PEER / "import.py"), self.api, url, ",".join(STORES), "allow"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        report = json.loads(done.stdout)
+        report = timed_by_import_py(self.api, url)
         if report["final"] != "active":
             raise SystemExit(f"the Glance import did not succeed: {report}")
         with contextlib.suppress(OSError):
             self._call("DELETE", f"/v2/images/{report['image_id']}")
         notes = {"timeline": report["timeline"], "size": report["size"]}
         return Run(float(report["elapsed_s"]), str(report["os_hash_value"]), notes)
+
+
+def timed_by_import_py(api: str, url: str) -> dict[str, Any]:
+    """The report of one import timed by the peer's import.py against the Image API at ``api``
+    (Glance's, or ours): from the import call until the task ends, failure allowed."""
+    done = subprocess.run(
+        [sys.executable, str(PEER / "import.py"), api, url, ",".join(STORES), "allow"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
 
 
 def _free_port() -> int:
@@ -276,13 +284,7 @@ class ImgworkerService:
 
     def run(self, url: str) -> Run:
         """One import, timed by import.py exactly as Glance's; the data is removed after."""
-        done = subprocess.run(
-            [sys.executable, str(PEER / "import.py"), self.api, url, ",".join(STORES), "allow"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        report = json.loads(done.stdout)
+        report = timed_by_import_py(self.api, url)
         for scratch in ("stores", "staging"):
             for entry in (self.root / scratch).glob("*/*"):
                 entry.unlink()
