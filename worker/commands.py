@@ -25,6 +25,7 @@ import click
 
 from worker.cli.env import Env
 from worker.cli.lazy import LazyGroup
+from worker.cli.quick_exit import exit_now
 
 #: Command name → ``module:attribute`` of its click command (or group).
 COMMANDS: dict[str, str] = {
@@ -67,3 +68,15 @@ COMMANDS: dict[str, str] = {
 def main(ctx: click.Context, config: str | None) -> None:
     """imgworker: import, convert and copy VM images into stores (Glance's image import)."""
     ctx.obj = Env(config)
+
+
+def run() -> None:
+    """The ``imgworker`` console script: :func:`main`, then an exit without the teardown.
+
+    Only the script ends this way (see :mod:`worker.cli.quick_exit`); calling :func:`main`
+    (click's test runner, other Python code) exits as usual.
+    """
+    try:
+        main.main()
+    except SystemExit as ended:
+        exit_now(ended.code)
