@@ -33,9 +33,7 @@ class Lease:
         self._images = images
         self._tasks = tasks
         #: The image lock and the claim this lease keeps.
-        self.hold = hold
-        self._task_id = hold.task_id
-        self._worker_id = hold.worker_id
+        self._hold = hold
         self._interval = interval
         self._heartbeat: asyncio.Task[None] | None = None
         self._lost: str | None = None
@@ -50,7 +48,9 @@ class Lease:
 
     def _start(self) -> None:
         if self._heartbeat is None:
-            self._heartbeat = asyncio.create_task(self._beat(), name=f"heartbeat-{self._task_id}")
+            self._heartbeat = asyncio.create_task(
+                self._beat(), name=f"heartbeat-{self._hold.task_id}"
+            )
 
     async def _stop(self) -> None:
         if self._heartbeat is not None:
@@ -71,7 +71,7 @@ class Lease:
         if time.monotonic() - self._confirmed_at < FRESH_SECONDS:
             return
         try:
-            await self._images.assert_hold(self.hold)
+            await self._images.assert_hold(self._hold)
         except LockLost as lost:
             self._lost = str(lost)
             raise
@@ -81,10 +81,10 @@ class Lease:
         while True:
             await asyncio.sleep(self._interval)
             try:
-                if not await self._tasks.heartbeat(self._task_id, self._worker_id):
-                    self._lost = f"task {self._task_id} lost its claim: lock preempted"
+                if not await self._tasks.heartbeat(self._hold.task_id, self._hold.worker_id):
+                    self._lost = f"task {self._hold.task_id} lost its claim: lock preempted"
                     log.warning("%s", self._lost)
                     return
             except Exception:
                 # A missed beat is not fatal: the lease is several beats long.
-                log.warning("heartbeat of task %s failed", self._task_id, exc_info=True)
+                log.warning("heartbeat of task %s failed", self._hold.task_id, exc_info=True)

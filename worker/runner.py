@@ -22,7 +22,7 @@ from flows.engine import FlowFailed
 from flows.errors import ImportFailed, LockLost, SafetyRefusal
 from flows.import_flow import build_import_flow
 from flows.lease import Lease
-from flows.records import Hold, ImageFormats, TaskRecord
+from flows.records import ImageFormats, TaskRecord
 from flows.request import ImportRequest, parse_import_request
 from flows.states import AttemptStatus, ImageStatus, TaskStatus, is_terminal
 from flows.steps.complete import remove_staging
@@ -128,8 +128,7 @@ async def _run_flow(
 ) -> TaskOutcome:
     """Run the flow inside the task's lease; record how it ended."""
     flow = build_import_flow(ctx, targets)
-    hold = Hold(ctx.image_id, ctx.task_id, ctx.worker_id)
-    lease = Lease(ctx.images, ctx.tasks, hold, ctx.settings.heartbeat_seconds)
+    lease = Lease(ctx.images, ctx.tasks, ctx.hold, ctx.settings.heartbeat_seconds)
     try:
         async with lease, _progress_reporter(ctx):
             ctx.lease = lease
