@@ -140,6 +140,22 @@ async def put_property(
     await session.flush()
 
 
+def loaded_property(image: Image, name: str) -> ImageProperty | None:
+    """Property ``name`` of an image loaded with its properties, if set."""
+    return next((row for row in image.properties if row.name == name), None)
+
+
+def set_loaded_property(image: Image, name: str, value: str) -> None:
+    """Set property ``name`` on an image loaded with its properties (its row locked); written
+    by the session's next flush."""
+    row = loaded_property(image, name)
+    if row is None:
+        image.properties.append(ImageProperty(name=name, value=value))
+    elif row.value != value:
+        row.value = value
+        row.updated_at = utcnow()
+
+
 async def take_lock_in(
     session: AsyncSession, image_id: str, task_id: str, expected: str | None
 ) -> bool:

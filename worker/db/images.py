@@ -39,9 +39,11 @@ from worker.db.image_rows import (
     IMAGE_RELATIONS,
     add_image,
     load_image,
+    loaded_property,
     lock_image_row,
     property_row,
     put_property,
+    set_loaded_property,
     snapshot,
     take_lock_in,
 )
@@ -87,14 +89,9 @@ class SqlImageRepository(Transactional):
         async def work(session: AsyncSession) -> str | None:
             row = (
                 await session.execute(
-                    select(
-                        Image.id,
-                        select(ImageProperty.value)
-                        .where(
-                            ImageProperty.image_id == Image.id, ImageProperty.name == IMPORT_LOCK
-                        )
-                        .scalar_subquery(),
-                    ).where(Image.id == image_id, Image.deleted.is_(False))
+                    select(Image.id, _property_of_image(IMPORT_LOCK)).where(
+                        Image.id == image_id, Image.deleted.is_(False)
+                    )
                 )
             ).first()
             if row is None:
@@ -174,14 +171,7 @@ class SqlImageRepository(Transactional):
         async def work(session: AsyncSession) -> None:
             seen = await _check_hold(session, hold, lock=True, location=url)
             if not seen.has_location:
-                session.add(
-                    ImageLocation(
-                        image_id=hold.image_id,
-                        value=url,
-                        meta_data={"store": store},
-                        status="active",
-                    )
-                )
+                session.add(_new_location(hold.image_id, url, store))
                 await session.flush()
             if activate is not None:
                 await session.execute(
@@ -458,9 +448,12 @@ async def _add_location(session: AsyncSession, image_id: str, url: str, store: s
         )
     )
     if existing is None:
-        session.add(
-            ImageLocation(image_id=image_id, value=url, meta_data={"store": store}, status="active")
-        )
+        session.add(_new_location(image_id, url, store))
+
+
+def _new_location(image_id: str, url: str, store: str) -> ImageLocation:
+    """An active location of ``image_id`` in ``store``."""
+    return ImageLocation(image_id=image_id, value=url, meta_data={"store": store}, status="active")
 
 
 @dataclass(frozen=True)
@@ -483,20 +476,12 @@ async def _check_hold(
     it reads the importing list, and whether ``location`` is recorded, for the write that
     follows.
     """
-
-    def prop(name: str) -> ScalarSelect[str | None]:
-        return (
-            select(ImageProperty.value)
-            .where(ImageProperty.image_id == Image.id, ImageProperty.name == name)
-            .scalar_subquery()
-        )
-
     query = select(
         Image.id,
-        prop(IMPORT_LOCK),
+        _property_of_image(IMPORT_LOCK),
         select(Task.status).where(Task.id == hold.task_id).scalar_subquery(),
         select(Task.claimed_by).where(Task.id == hold.task_id).scalar_subquery(),
-        prop(IMPORTING_TO_STORES),
+        _property_of_image(IMPORTING_TO_STORES),
         select(ImageLocation.id)
         .where(
             ImageLocation.image_id == Image.id,
@@ -525,6 +510,15 @@ async def _check_hold(
     return _Seen(importing=importing, has_location=location_id is not None)
 
 
+def _property_of_image(name: str) -> ScalarSelect[str | None]:
+    """The value of property ``name`` of the image a query selects (a correlated subquery)."""
+    return (
+        select(ImageProperty.value)
+        .where(ImageProperty.image_id == Image.id, ImageProperty.name == name)
+        .scalar_subquery()
+    )
+
+
 def _adding(stores: builtins.list[str]) -> Callable[[builtins.list[str]], builtins.list[str]]:
     def change(current: builtins.list[str]) -> builtins.list[str]:
         merged = list(current)
@@ -547,13 +541,9 @@ def _edit_loaded_list(
     image: Image, prop: str, change: Callable[[builtins.list[str]], builtins.list[str]]
 ) -> None:
     """Rewrite list property ``prop`` on an image loaded with its properties (row locked)."""
-    row = next((candidate for candidate in image.properties if candidate.name == prop), None)
-    new = join_store_list(change(split_store_list(row.value or "") if row else []))
-    if row is None:
-        image.properties.append(ImageProperty(name=prop, value=new))
-    elif row.value != new:
-        row.value = new
-        row.updated_at = utcnow()
+    row = loaded_property(image, prop)
+    current = split_store_list(row.value or "") if row else []
+    set_loaded_property(image, prop, join_store_list(change(current)))
 
 
 async def _edit_list(

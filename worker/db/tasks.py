@@ -20,7 +20,13 @@ from flows.errors import LockLost, NotFound
 from flows.events import EventType
 from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
 from flows.states import ImageStatus, TaskStatus, is_terminal
-from worker.db.image_rows import current_image, load_image, snapshot
+from worker.db.image_rows import (
+    current_image,
+    load_image,
+    loaded_property,
+    set_loaded_property,
+    snapshot,
+)
 from worker.db.models import Image, ImageProperty, Task, TaskInfo, utcnow
 from worker.db.outbox import Outbox
 from worker.db.transactions import Transactional
@@ -131,15 +137,12 @@ class SqlTaskRepository(Transactional):
         async def work(session: AsyncSession) -> TaskRecord:
             image = await load_image(session, image_id, lock=True)
             fields = build(snapshot(image))
-            lock = next((row for row in image.properties if row.name == IMPORT_LOCK), None)
+            lock = loaded_property(image, IMPORT_LOCK)
             if lock is not None and lock.value:
                 raise LockHeld(f"the import lock of image {image_id} is held by {lock.value}")
             task = _new_task(fields)
             session.add(task)
-            if lock is None:
-                image.properties.append(ImageProperty(name=IMPORT_LOCK, value=task.id))
-            else:
-                lock.value, lock.updated_at = task.id, utcnow()
+            set_loaded_property(image, IMPORT_LOCK, task.id)
             await session.flush()
             return await self._created(session, task)
 
