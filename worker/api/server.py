@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import socket
 
 from aiohttp import web
 
@@ -15,7 +13,7 @@ from worker.api.app import build_app, close_state, open_state
 from worker.api.keystone import KeystoneUnavailable
 from worker.api.state import ApiState
 from worker.daemon.startup import DependencyRefused, database, reach
-from worker.notifications.relay import notification_relay
+from worker.notifications.relay import notification_relay, process_relay_id
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,9 +29,10 @@ async def serve(settings: Settings) -> None:
     yet; the broker is connected on first use, so it may come later still.
     """
     state = await reach(database(settings.database.url), lambda: open_state(settings), {})
-    relay_id = f"api:{socket.gethostname()}:{os.getpid()}"
     try:
-        async with notification_relay(settings, state.records.notifications, relay_id):
+        async with notification_relay(
+            settings, state.records.notifications, process_relay_id("api")
+        ):
             await _serve_until_signalled(settings, state)
     finally:
         await close_state(state)

@@ -108,13 +108,9 @@ def _relay(settings: Settings, records: Records) -> AbstractAsyncContextManager[
     """The notifications a command records, sent while it runs and before it exits."""
     if not settings.notifications.enabled:
         return contextlib.nullcontext()
-    import os
-    import socket
+    from worker.notifications.relay import notification_relay, process_relay_id
 
-    from worker.notifications.relay import notification_relay
-
-    relay_id = f"cli:{socket.gethostname()}:{os.getpid()}"
-    return notification_relay(settings, records.notifications, relay_id)
+    return notification_relay(settings, records.notifications, process_relay_id("cli"))
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

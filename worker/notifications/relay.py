@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
@@ -177,6 +179,12 @@ def build_sink(settings: Settings) -> Sink:
     if notifications.driver == "log":
         return LogSink()
     return AmqpSink(notifications, notifications.broker_url(settings.broker))
+
+
+def process_relay_id(role: str) -> str:
+    """The relay id of this process when it is not a worker (whose id is its worker id):
+    ``<role>:<host>:<pid>``, unique among the processes sharing the outbox."""
+    return f"{role}:{socket.gethostname()}:{os.getpid()}"
 
 
 def notification_relay(
