@@ -19,7 +19,8 @@ class EventType(StrEnum):
 
     IMAGE_CREATE = "image.create"
     IMAGE_UPDATE = "image.update"
-    #: An import starts writing to one store.
+    #: An import comes to one store (its step starts; written in turn, the data may already
+    #: be on its way).
     IMAGE_PREPARE = "image.prepare"
     #: A store received the data (or, at ``error`` priority, could not).
     IMAGE_UPLOAD = "image.upload"
