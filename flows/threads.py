@@ -32,11 +32,15 @@ def current_stop() -> threading.Event | None:
     return stop
 
 
-async def run_stoppable(work: Callable[[threading.Event], T]) -> T:
+async def run_stoppable(
+    work: Callable[[threading.Event], T], interrupt: Callable[[], None] | None = None
+) -> T:
     """Run ``work(stop)`` in a worker thread; on cancellation set ``stop`` and wait for it.
 
     Waiting matters: a blocking writer that is abandoned would finish on its own later and,
-    for instance, rename a file into place after the flow already reverted it.
+    for instance, rename a file into place after the flow already reverted it. ``interrupt``,
+    when given, is called right after ``stop`` is set, for work that may be blocked where it
+    cannot look at the event (a socket read): it should wake that call up.
     """
     stop = threading.Event()
 
@@ -55,5 +59,7 @@ async def run_stoppable(work: Callable[[threading.Event], T]) -> T:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         stop.set()
+        if interrupt is not None:
+            interrupt()
         await asyncio.wait([future])
         raise

@@ -11,9 +11,12 @@ answer cannot slip in between check and connect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from yarl import URL
 
@@ -95,10 +98,52 @@ async def vet_uri(
     """Check ``uri`` against ``policy``; raise :class:`SafetyRefusal` naming the rule it breaks.
 
     ``redirect_from`` marks a redirect target: its refusals use the ``redirect`` check and
-    say where the redirect came from.
+    say where the redirect came from. The host name is resolved off the event loop.
     """
+    with _as_redirect(redirect_from):
+        found = _vet_before_resolving(uri, policy)
+        if found.literal is not None:
+            return _vet_addresses(found, [found.literal], policy)
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(found.host, found.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise _unresolvable(found, exc) from exc
+        return _vet_addresses(found, _addresses(found, infos), policy)
+
+
+def vet_uri_blocking(
+    uri: str, policy: SafetyPolicy, *, redirect_from: str | None = None
+) -> VettedTarget:
+    """:func:`vet_uri` for a worker thread: the same checks, the host resolved in this thread."""
+    with _as_redirect(redirect_from):
+        found = _vet_before_resolving(uri, policy)
+        if found.literal is not None:
+            return _vet_addresses(found, [found.literal], policy)
+        try:
+            infos = socket.getaddrinfo(found.host, found.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise _unresolvable(found, exc) from exc
+        return _vet_addresses(found, _addresses(found, infos), policy)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A URI that passed the checks made before its host is resolved."""
+
+    url: URL
+    shown: str
+    host: str
+    port: int
+    literal: IPAddress | None
+    names: frozenset[str]
+
+
+@contextlib.contextmanager
+def _as_redirect(redirect_from: str | None) -> Iterator[None]:
+    """Report a refusal of a redirect target as a ``redirect`` refusal saying where it came from."""
     try:
-        return await _vet(uri, policy)
+        yield
     except SafetyRefusal as refusal:
         if redirect_from is None:
             raise
@@ -107,7 +152,7 @@ async def vet_uri(
         ) from refusal
 
 
-async def _vet(uri: str, policy: SafetyPolicy) -> VettedTarget:
+def _vet_before_resolving(uri: str, policy: SafetyPolicy) -> _Parsed:
     try:
         url = URL(uri)
     except (ValueError, TypeError) as exc:
@@ -144,31 +189,40 @@ async def _vet(uri: str, policy: SafetyPolicy) -> VettedTarget:
         raise SafetyRefusal("uri_port", f"{shown}: port {port} is not allowed (allowed: {allowed})")
     if port in policy.disallowed_ports:
         raise SafetyRefusal("uri_port", f"{shown}: port {port} is disallowed")
-    addresses = [literal] if literal is not None else await _resolve(host, port, shown)
-    trusted = bool(names & {h.lower() for h in policy.trusted_hosts})
+    return _Parsed(url, shown, host, port, literal, frozenset(names))
+
+
+def _vet_addresses(
+    found: _Parsed, addresses: list[IPAddress], policy: SafetyPolicy
+) -> VettedTarget:
+    trusted = bool(found.names & {h.lower() for h in policy.trusted_hosts})
     if not (policy.allow_private_addresses or trusted):
         for address in addresses:
             reason = is_forbidden_address(address)
             if reason:
                 raise SafetyRefusal(
                     "uri_address",
-                    f"{shown}: host {host!r} resolves to {address}, {reason}; "
+                    f"{found.shown}: host {found.host!r} resolves to {address}, {reason}; "
                     "downloads from internal addresses are refused",
                 )
-    return VettedTarget(url=url, host=host, port=port, addresses=tuple(str(a) for a in addresses))
+    return VettedTarget(
+        url=found.url,
+        host=found.host,
+        port=found.port,
+        addresses=tuple(str(a) for a in addresses),
+    )
 
 
-async def _resolve(host: str, port: int, shown: str) -> list[IPAddress]:
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise SourceUnavailable(f"{shown}: cannot resolve host {host!r}: {exc.strerror}") from exc
-    found: list[IPAddress] = []
+def _unresolvable(found: _Parsed, exc: socket.gaierror) -> SourceUnavailable:
+    return SourceUnavailable(f"{found.shown}: cannot resolve host {found.host!r}: {exc.strerror}")
+
+
+def _addresses(found: _Parsed, infos: Sequence[tuple[Any, ...]]) -> list[IPAddress]:
+    unique: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in infos:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        if address not in found:
-            found.append(address)
-    if not found:
-        raise SourceUnavailable(f"{shown}: host {host!r} has no address")
-    return found
+        if address not in unique:
+            unique.append(address)
+    if not unique:
+        raise SourceUnavailable(f"{found.shown}: host {found.host!r} has no address")
+    return unique

@@ -1,73 +1,48 @@
 """web-download: stream a URL into the staging area, checked, capped and pinned.
 
-Every hop (the URI and each redirect) passes :func:`flows.uri_filter.vet_uri` and the
-connection goes only to the addresses that passed. The body streams into a hidden file next
-to the destination in large writes made off the event loop (all-zero blocks left as holes),
-counted against the image size cap as it arrives, hashed when an expected checksum was
-given, and renamed into place only when complete; on any failure nothing is left behind.
+Every hop (the URI and each redirect) passes :func:`flows.uri_filter.vet_uri_blocking` and
+the connection goes only to the addresses that passed. The body streams into a hidden file
+next to the destination in large writes (all-zero blocks left as holes), counted against the
+image size cap as it arrives, hashed when an expected checksum was given, and renamed into
+place only when complete; on any failure nothing is left behind.
+
+The transfer is blocking code (the standard library's ``http.client`` over a socket this
+module connects) run in one worker thread: it holds the GIL only between large reads, so it
+runs at full speed beside whatever else the process is doing — the event loop, or a command
+still loading its modules (:mod:`flows.sources.prefetch`). Cancelling :func:`download` cuts the
+socket, so a read blocked on a silent source ends at once, not after the read timeout.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
+import http.client
 import os
+import re
 import socket
-from collections.abc import Callable
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from flows.errors import SafetyRefusal, SourceError, SourceUnavailable, StagingError
 from flows.policy import SafetyPolicy
 from flows.request import ExpectedChecksum
 from flows.sparse import write_skipping_zeros
-from flows.uri_filter import display, vet_uri
+from flows.threads import Stopped, check_stop, run_stoppable
+from flows.uri_filter import VettedTarget, display, vet_uri_blocking
 
-#: Bytes gathered before one write (and hash update) in a worker thread.
+#: Bytes read from the socket before one write (and hash update).
 WRITE_SIZE = 4 * 1024 * 1024
-#: Bytes asked of the socket per read.
-READ_SIZE = 1024 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
-
-T = TypeVar("T")
-
-
-class PinnedResolver(AbstractResolver):
-    """Resolves only the hosts pinned to addresses a URI check approved."""
-
-    def __init__(self) -> None:
-        self._pins: dict[str, tuple[str, ...]] = {}
-
-    def pin(self, host: str, addresses: tuple[str, ...]) -> None:
-        """Let ``host`` resolve to ``addresses`` (and nothing else)."""
-        self._pins[host] = addresses
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        """The pinned addresses of ``host``; any other host is an error."""
-        addresses = self._pins.get(host.lower().rstrip("."))
-        if not addresses:
-            raise OSError(f"host {host!r} was not checked; refusing to resolve it")
-        return [
-            ResolveResult(
-                hostname=host,
-                host=address,
-                port=port,
-                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for address in addresses
-        ]
-
-    async def close(self) -> None:
-        """Nothing to release."""
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: What may not appear in a request line or a header value (yarl percent-encodes the rest).
+_UNSAFE = re.compile(r"[^\x21-\x7e]")
 
 
 async def download(
@@ -81,64 +56,187 @@ async def download(
     """Download ``url`` to ``dest`` (see the module docstring for every check).
 
     ``progress`` gets each block's size as it is staged; ``announced``, when given, gets the
-    size the source announces (``Content-Length``, or None) once, as the body starts.
+    size the source announces (``Content-Length``, or None) once, as the body starts. Both
+    are called from the worker thread.
     """
+    line = Line()
+    await run_stoppable(
+        lambda stop: download_blocking(
+            url, dest, policy, expected, progress, announced, stop=stop, line=line
+        ),
+        interrupt=line.cut,
+    )
+
+
+def download_blocking(
+    url: str,
+    dest: Path,
+    policy: SafetyPolicy,
+    expected: ExpectedChecksum | None,
+    progress: Callable[[int], None],
+    announced: Callable[[int | None], None] | None = None,
+    *,
+    stop: threading.Event | None = None,
+    line: Line | None = None,
+) -> None:
+    """:func:`download` in the calling thread; ``stop`` and ``line.cut()`` end it early."""
     partial = dest.with_name(f".{dest.name}.download")
     try:
-        await _download(url, partial, policy, expected, progress, announced)
-        await asyncio.to_thread(os.replace, partial, dest)
+        _follow(url, partial, policy, expected, progress, announced, stop, line or Line())
+        _staging_io(os.replace, partial, dest)
     except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
 
 
-async def _download(
+class Line:
+    """The socket a blocking download is using, so that another thread can cut it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._cut = False
+
+    def cut(self) -> None:
+        """Stop the download: shut its socket down (a blocked read returns) and refuse more."""
+        with self._lock:
+            self._cut = True
+            if self._socket is not None:
+                with contextlib.suppress(OSError):
+                    # The plain socket's shutdown, also for a TLS socket: it wakes the reader
+                    # without touching the TLS state that the reading thread owns.
+                    socket.socket.shutdown(self._socket, socket.SHUT_RDWR)
+
+    def attach(self, sock: socket.socket) -> None:
+        """Make ``sock`` the one :meth:`cut` shuts down (closed at once if already cut)."""
+        with self._lock:
+            if self._cut:
+                sock.close()
+                raise Stopped("stopped: the task was cancelled")
+            self._socket = sock
+
+    def detach(self) -> None:
+        """Forget the socket (its owner closes it)."""
+        with self._lock:
+            self._socket = None
+
+
+def _follow(
     url: str,
     partial: Path,
     policy: SafetyPolicy,
     expected: ExpectedChecksum | None,
     progress: Callable[[int], None],
     announced: Callable[[int | None], None] | None,
+    stop: threading.Event | None,
+    line: Line,
 ) -> None:
-    resolver = PinnedResolver()
-    timeout = aiohttp.ClientTimeout(
-        total=policy.total_timeout,
-        sock_connect=policy.connect_timeout,
-        sock_read=policy.read_timeout,
-    )
-    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, auto_decompress=False, trust_env=False
-    ) as session:
-        current, previous = url, None
-        for _hop in range(policy.max_redirects + 1):
-            target = await vet_uri(current, policy, redirect_from=previous)
-            resolver.pin(target.host, target.addresses)
-            shown = display(target.url)
+    """Fetch ``url`` into ``partial``, following redirects (each one vetted)."""
+    deadline = time.monotonic() + policy.total_timeout
+    current, previous = url, None
+    for _hop in range(policy.max_redirects + 1):
+        check_stop(stop)
+        target = vet_uri_blocking(current, policy, redirect_from=previous)
+        shown = display(target.url)
+        with contextlib.ExitStack() as held:
             try:
-                async with session.get(target.url, allow_redirects=False) as response:
-                    if response.status in REDIRECTS:
-                        previous, current = current, _redirect_target(response, target.url)
-                        continue
-                    _check_status(response, shown)
-                    if announced is not None:
-                        announced(response.content_length)
-                    await _receive(response, partial, policy, expected, progress, shown)
-                    return
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                sock = held.enter_context(_connected(target, policy, deadline, line))
+                response = _request(sock, target)
+            except (OSError, http.client.HTTPException) as exc:
+                check_stop(stop)
                 raise SourceUnavailable(f"{shown}: {_describe(exc)}") from exc
-        raise SourceError(f"{display(url)}: more than {policy.max_redirects} redirects; giving up")
+            held.callback(response.close)
+            if response.status in REDIRECTS:
+                previous, current = current, _redirect_target(response, target.url)
+                continue
+            _check_status(response, shown)
+            length = None if response.chunked else response.length
+            if announced is not None:
+                announced(length)
+            body = _Body(response, sock, length, policy, deadline, stop, shown)
+            _receive(body, partial, policy, expected, progress)
+            return
+    raise SourceError(f"{display(url)}: more than {policy.max_redirects} redirects; giving up")
 
 
-def _redirect_target(response: aiohttp.ClientResponse, base: URL) -> str:
-    location = response.headers.get("Location")
+@contextlib.contextmanager
+def _connected(
+    target: VettedTarget, policy: SafetyPolicy, deadline: float, line: Line
+) -> Iterator[socket.socket]:
+    """A socket connected to the first vetted address that answers (TLS for https)."""
+    error: OSError | None = None
+    for address in target.addresses:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        line.attach(sock)
+        try:
+            sock.settimeout(_remaining(policy.connect_timeout, deadline))
+            try:
+                sock.connect((address, target.port))
+            except OSError as exc:
+                error = exc
+                continue
+            sock.settimeout(_remaining(policy.read_timeout, deadline))
+            if target.url.scheme.lower() == "https":
+                # wrap_socket takes the descriptor over from ``sock``: the line follows it.
+                sock = _tls_context().wrap_socket(sock, server_hostname=target.host)
+                line.attach(sock)
+            yield sock
+            return
+        finally:
+            line.detach()
+            sock.close()
+    raise error or OSError(f"{target.host!r} has no address to connect to")
+
+
+def _request(sock: socket.socket, target: VettedTarget) -> http.client.HTTPResponse:
+    """Send the GET on ``sock`` and read the status line and headers."""
+    path = target.url.raw_path_qs or "/"
+    host = _host_header(target)
+    for part in (path, host):
+        if _UNSAFE.search(part):
+            raise SourceError(f"{display(target.url)}: the URI holds characters HTTP forbids")
+    request = (
+        f"GET {path} HTTP/1.1\r\n"
+        f"Host: {host}\r\n"
+        # The stored bytes must be the image's own: no content coding.
+        "Accept-Encoding: identity\r\n"
+        "User-Agent: imgworker\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    sock.sendall(request.encode("ascii"))
+    response = http.client.HTTPResponse(sock, method="GET")
+    response.begin()
+    return response
+
+
+def _host_header(target: VettedTarget) -> str:
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    if target.port == _DEFAULT_PORTS.get(target.url.scheme.lower()):
+        return host
+    return f"{host}:{target.port}"
+
+
+_tls: ssl.SSLContext | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The system's trusted certificates, hostname checked (made once, on first use)."""
+    global _tls
+    if _tls is None:
+        _tls = ssl.create_default_context()
+    return _tls
+
+
+def _redirect_target(response: http.client.HTTPResponse, base: URL) -> str:
+    location = response.getheader("Location")
     if not location:
         raise SourceError(f"{display(base)} answered {response.status} without a Location")
     return str(base.join(URL(location)))
 
 
-def _check_status(response: aiohttp.ClientResponse, shown: str) -> None:
+def _check_status(response: http.client.HTTPResponse, shown: str) -> None:
     status = response.status
     if status == 200:
         return
@@ -148,46 +246,73 @@ def _check_status(response: aiohttp.ClientResponse, shown: str) -> None:
     raise SourceError(f"{detail}; the image cannot be downloaded")
 
 
-async def _receive(
-    response: aiohttp.ClientResponse,
+class _Body:
+    """The response body being read: ``readinto`` with the timeouts and stop applied."""
+
+    def __init__(
+        self,
+        response: http.client.HTTPResponse,
+        sock: socket.socket,
+        announced: int | None,
+        policy: SafetyPolicy,
+        deadline: float,
+        stop: threading.Event | None,
+        shown: str,
+    ) -> None:
+        self.announced = announced
+        self.shown = shown
+        self._response = response
+        self._sock = sock
+        self._read_timeout = policy.read_timeout
+        self._deadline = deadline
+        self._stop = stop
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` as far as the body goes; 0 at its end."""
+        check_stop(self._stop)
+        try:
+            self._sock.settimeout(_remaining(self._read_timeout, self._deadline))
+            count = self._response.readinto(buffer)
+        except (OSError, http.client.HTTPException) as exc:
+            check_stop(self._stop)
+            raise SourceUnavailable(f"{self.shown}: {_describe(exc)}") from exc
+        if not count:
+            check_stop(self._stop)  # a cut socket reads as the end of the body
+        return count
+
+
+def _receive(
+    body: _Body,
     partial: Path,
     policy: SafetyPolicy,
     expected: ExpectedChecksum | None,
     progress: Callable[[int], None],
-    shown: str,
 ) -> None:
-    cap = policy.image_size_cap
-    announced = response.content_length
+    cap, shown, announced = policy.image_size_cap, body.shown, body.announced
     if announced is not None and announced > cap:
         raise SafetyRefusal(
             "image_size", f"{shown} announces {announced} bytes, above the image size cap {cap}"
         )
     hasher: Any = hashlib.new(expected.algo) if expected else None
-    fd = await _staging_io(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    writer = _Writer(fd, hasher, progress)
+    fd = _staging_io(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
+        buffer = memoryview(bytearray(WRITE_SIZE))
         total = 0
-        buffer = bytearray()
-        async for chunk in response.content.iter_chunked(READ_SIZE):
-            total += len(chunk)
+        while count := body.readinto(buffer):
+            total += count
             if total > cap:
                 raise SafetyRefusal(
                     "image_size", f"{shown} sent more than the image size cap of {cap} bytes"
                 )
-            buffer += chunk
-            if len(buffer) >= WRITE_SIZE:
-                await writer.write(buffer)
-                buffer = bytearray()
-        await writer.write(buffer)
-        await writer.flush()
+            _write(fd, buffer[:count], hasher)
+            progress(count)
         if announced is not None and total != announced:
             raise SourceUnavailable(f"{shown}: got {total} of {announced} announced bytes")
         # A trailing hole has no bytes. No fsync: the staging area is scratch space that the
         # import empties within seconds, and a task resumed after a crash downloads again.
-        await _staging_io(os.ftruncate, fd, total)
+        _staging_io(os.ftruncate, fd, total)
     finally:
-        await writer.settle()
-        await asyncio.to_thread(os.close, fd)
+        os.close(fd)
     if expected is not None and hasher.hexdigest() != expected.value:
         raise SourceError(
             f"{shown}: checksum mismatch: {expected.algo} of the downloaded data is "
@@ -196,60 +321,29 @@ async def _receive(
         )
 
 
-async def _staging_io(call: Callable[..., T], *args: Any) -> T:
-    """Run a blocking file operation on the staging area in a thread.
+def _remaining(limit: float, deadline: float) -> float:
+    """``limit`` seconds, or less when the total timeout ends sooner (then a timeout)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the total timeout passed")
+    return min(limit, left)
+
+
+def _staging_io(call: Callable[..., Any], *args: Any) -> Any:
+    """A file operation on the staging area.
 
     A local file error (a full or read-only staging disk) is the staging area's problem, not
     the source's: it must not be reported, or retried, as "source unavailable".
     """
     try:
-        return await asyncio.to_thread(call, *args)
+        return call(*args)
     except OSError as exc:
         raise StagingError(f"the staging area cannot take the download: {exc}") from exc
 
 
-class _Writer:
-    """Writes one buffer in a worker thread while the next one is being received.
-
-    At most one write is in flight, so writes (and hash updates) happen in order and memory
-    stays at two buffers.
-    """
-
-    def __init__(self, fd: int, hasher: Any, progress: Callable[[int], None]) -> None:
-        self._fd = fd
-        self._hasher = hasher
-        self._progress = progress
-        self._pending: asyncio.Future[None] | None = None
-        self._pending_bytes = 0
-
-    async def write(self, data: bytearray) -> None:
-        """Wait for the previous write, then start writing ``data`` (which is handed over)."""
-        await self.flush()
-        if data:
-            self._pending = asyncio.ensure_future(
-                asyncio.to_thread(_write, self._fd, data, self._hasher)
-            )
-            self._pending_bytes = len(data)
-
-    async def flush(self) -> None:
-        """Wait for the write in flight; raise its error."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            await pending
-            self._progress(self._pending_bytes)
-
-    async def settle(self) -> None:
-        """Wait for a write still in flight without raising (before the file is closed)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            await asyncio.wait([pending])
-            if not pending.cancelled():
-                pending.exception()  # retrieved: the error that ended the download wins
-
-
-def _write(fd: int, data: bytes | bytearray, hasher: Any) -> None:
+def _write(fd: int, data: memoryview, hasher: Any) -> None:
     try:
-        write_skipping_zeros(fd, memoryview(data))
+        write_skipping_zeros(fd, data)
     except OSError as exc:
         raise StagingError(f"writing the download to the staging area failed: {exc}") from exc
     if hasher is not None:
@@ -257,6 +351,6 @@ def _write(fd: int, data: bytes | bytearray, hasher: Any) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+    if isinstance(exc, TimeoutError):
         return "timed out (no data within the read timeout, or the total timeout passed)"
     return str(exc) or type(exc).__name__

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -16,8 +17,10 @@ from aiohttp import web
 from flows.errors import SafetyRefusal, SourceError, SourceUnavailable
 from flows.policy import SafetyPolicy
 from flows.request import ExpectedChecksum
+from flows.sources import web_download
 from flows.sources.web_download import download
 from tests.support.http import serve_app
+from tests.support.tls import make_localhost_certificate, serve_https
 
 MiB = 1024 * 1024
 BODY = os.urandom(3 * MiB + 123)
@@ -55,6 +58,17 @@ async def server() -> AsyncIterator[str]:
     async def status(request: web.Request) -> web.StreamResponse:
         return web.Response(status=int(request.match_info["code"]), text="no")
 
+    async def headers(request: web.Request) -> web.StreamResponse:
+        return web.json_response(dict(request.headers))
+
+    async def truncated(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(10 * MiB)})
+        await response.prepare(request)
+        await response.write(b"x" * 1024)
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
     app = web.Application()
     app.router.add_get("/image", image)
     app.router.add_get("/chunked", chunked)
@@ -62,6 +76,8 @@ async def server() -> AsyncIterator[str]:
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/loop", loop)
     app.router.add_get("/status/{code}", status)
+    app.router.add_get("/headers", headers)
+    app.router.add_get("/truncated", truncated)
     async with serve_app(app) as base:
         yield base
 
@@ -159,3 +175,60 @@ async def test_default_policy_refuses_the_loopback_server(server: str, tmp_path:
     with pytest.raises(SafetyRefusal) as refused:
         await download(f"{server}/image", tmp_path / "img", SafetyPolicy(), None, lambda n: None)
     assert refused.value.check == "uri_port"
+
+
+async def test_the_request_asks_for_the_bytes_as_they_are(server: str, tmp_path: Path) -> None:
+    dest = tmp_path / "headers.json"
+    await download(f"{server}/headers", dest, POLICY, None, lambda n: None)
+    sent = json.loads(dest.read_bytes())
+    assert sent["Host"] == server.removeprefix("http://")
+    # No content coding: what is stored is what the source holds.
+    assert sent["Accept-Encoding"] == "identity"
+
+
+async def test_a_body_cut_short_is_transient(server: str, tmp_path: Path) -> None:
+    with pytest.raises(SourceUnavailable, match=f"got 1024 of {10 * MiB} announced bytes"):
+        await download(f"{server}/truncated", tmp_path / "img", POLICY, None, lambda n: None)
+    assert _leftovers(tmp_path) == []
+
+
+async def test_cancelling_cuts_a_silent_source_at_once(server: str, tmp_path: Path) -> None:
+    # The read timeout is far longer than the test's patience: only cutting the socket ends
+    # the blocked read in time.
+    policy = dataclasses.replace(POLICY, read_timeout=300.0)
+    running = asyncio.create_task(
+        download(f"{server}/stall", tmp_path / "img", policy, None, lambda n: None)
+    )
+    async with asyncio.timeout(30):
+        while not (tmp_path / ".img.download").exists():  # the body has begun
+            await asyncio.sleep(0.05)
+    running.cancel()
+    done, _ = await asyncio.wait([running], timeout=30)
+    assert done == {running} and running.cancelled()
+    assert _leftovers(tmp_path) == []
+
+
+async def test_https_is_verified_against_the_host_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = make_localhost_certificate(tmp_path)
+    app = web.Application()
+    app.router.add_get("/image", _body_response)
+    policy = dataclasses.replace(POLICY, trusted_hosts=("localhost",))
+    dest = tmp_path / "img"
+    async with serve_https(app, cert, key) as port:
+        url = f"https://localhost:{port}/image"
+        # Not signed by anyone this machine trusts: refused, nothing kept.
+        with pytest.raises(SourceUnavailable, match="certificate verify failed"):
+            await download(url, dest, policy, None, lambda n: None)
+        assert not dest.exists()
+        # Trusted (OpenSSL's SSL_CERT_FILE): the name in the URI is the one checked, while
+        # the connection goes to the vetted address.
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        monkeypatch.setattr(web_download, "_tls", None)
+        await download(url, dest, policy, None, lambda n: None)
+        assert dest.read_bytes() == BODY
+
+
+async def _body_response(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=BODY)
