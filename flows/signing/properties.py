@@ -15,13 +15,26 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import hashes
 
 from flows.errors import SafetyRefusal
+from flows.signing.names import (
+    CERTIFICATE_UUID,
+    HASH_METHOD,
+    KEY_TYPE,
+    PROPERTIES,
+    SIGNATURE,
+    is_signed,
+)
 
-SIGNATURE = "img_signature"
-HASH_METHOD = "img_signature_hash_method"
-KEY_TYPE = "img_signature_key_type"
-CERTIFICATE_UUID = "img_signature_certificate_uuid"
-#: Every property a signed image carries, in the order they are reported.
-PROPERTIES = (SIGNATURE, HASH_METHOD, KEY_TYPE, CERTIFICATE_UUID)
+__all__ = [
+    "CERTIFICATE_UUID",
+    "CHECK",
+    "HASH_METHOD",
+    "KEY_TYPE",
+    "PROPERTIES",
+    "SIGNATURE",
+    "SignatureProperties",
+    "is_signed",
+    "read_signature_properties",
+]
 
 #: ``img_signature_hash_method`` values and the digest each names.
 HASH_METHODS: dict[str, type[hashes.HashAlgorithm]] = {
@@ -56,11 +69,6 @@ class SignatureProperties:
     def describe(self) -> str:
         """``certificate <uuid>, RSA-PSS with SHA-256``: what the signature claims to be."""
         return f"certificate {self.certificate_uuid!r}, {self.key_type} with {self.hash_method}"
-
-
-def is_signed(properties: Mapping[str, str]) -> bool:
-    """Whether the image carries any ``img_signature*`` property (an empty value is absent)."""
-    return any((properties.get(name) or "").strip() for name in PROPERTIES)
 
 
 def read_signature_properties(properties: Mapping[str, str]) -> SignatureProperties | None:

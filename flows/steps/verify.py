@@ -8,11 +8,13 @@ as raw), and before anything is written to a store.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from flows.context import ImportContext
-from flows.signing.key_managers import build_key_manager
-from flows.signing.keys import KeyManager
-from flows.signing.verifier import verify_image_signature
+from flows.signing.names import is_signed
+
+if TYPE_CHECKING:
+    from flows.signing.keys import KeyManager
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,12 @@ class VerifySignatureStep:
         """Verify ``ctx.staged_path`` against the image's properties; no-op when unsigned."""
         assert ctx.image is not None and ctx.staged_path is not None
         settings = ctx.settings.signature
+        if not settings.require_signature and not is_signed(ctx.image.properties):
+            return
+        # Loaded for signed images only: cryptography, and the Barbican client's aiohttp.
+        from flows.signing.key_managers import build_key_manager
+        from flows.signing.verifier import verify_image_signature
+
         keys = self.key_manager or build_key_manager(settings, ctx.requester.token)
         ctx.progress.phase = "verifying signature"
         verified = await verify_image_signature(
