@@ -15,6 +15,7 @@ from flows.ports import ImageEvents, ImageRepository, TaskRepository
 from flows.progress import Progress
 from flows.records import DataFacts, Hold, ImageFormats, ImageRecord
 from flows.request import COPY_IMAGE, ImportRequest
+from flows.sources.prefetch import Prefetch
 from flows.stores.base import Store
 
 
@@ -59,6 +60,8 @@ class ImportContext:
     #: The image's formats when the import was requested (kept in the task's input). A
     #: resumed task puts them back first: a dead attempt may have recorded its conversion's.
     requested_formats: ImageFormats | None = None
+    #: The request's web-download, started before the import existed (``imgworker import``).
+    prefetch: Prefetch | None = None
 
     # -- learned while running ------------------------------------------------------------
     #: The image as the lock step found it (set once it checked this task may import it).

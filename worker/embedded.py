@@ -31,6 +31,7 @@ from flows.request import (
     ExpectedChecksum,
     ImportRequest,
 )
+from flows.sources.prefetch import Prefetch
 from worker.db.catalog import TaskOwner
 from worker.deletion import run_delete_task
 from worker.runner import TaskOutcome, run_task
@@ -61,10 +62,12 @@ async def import_image(
     all_stores: bool = False,
     allow_failure: bool = True,
     requester: RequestContext | None = None,
+    prefetch: Prefetch | None = None,
 ) -> EmbeddedResult:
     """Create an image record and import ``file`` (glance-direct) or ``uri`` (web-download).
 
-    ``checksum`` is the expected checksum of the downloaded bits (web-download only).
+    ``checksum`` is the expected checksum of the downloaded bits (web-download only);
+    ``prefetch``, that download already started by the caller, who closes it after.
     """
     if (file is None) == (uri is None):
         raise InvalidRequest("give exactly one source: a file or a URI")
@@ -87,7 +90,7 @@ async def import_image(
         all_stores=all_stores,
         all_stores_must_succeed=not allow_failure,
     )
-    return await _submit_and_run(services, image.id, request, requester)
+    return await _submit_and_run(services, image.id, request, requester, prefetch)
 
 
 async def copy_image(
@@ -133,14 +136,20 @@ async def delete_from_store(services: Services, image_id: str, store: str) -> Ta
 
 
 async def _submit_and_run(
-    services: Services, image_id: str, request: ImportRequest, requester: RequestContext
+    services: Services,
+    image_id: str,
+    request: ImportRequest,
+    requester: RequestContext,
+    prefetch: Prefetch | None = None,
 ) -> EmbeddedResult:
     rules = SubmissionRules.from_settings(services.settings)
     task = await submit_import(
         services.records, rules, image_id=image_id, request=request, requester=requester
     )
     await announce_run(services.records, task.id)
-    outcome = await run_task(services, task.id, requester=requester, final_attempt=True)
+    outcome = await run_task(
+        services, task.id, requester=requester, final_attempt=True, prefetch=prefetch
+    )
     return EmbeddedResult(
         image=await services.images.get(image_id),
         task=await services.tasks.get(task.id),

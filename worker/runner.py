@@ -24,6 +24,7 @@ from flows.import_flow import build_import_flow
 from flows.lease import Lease
 from flows.records import ImageFormats, TaskRecord
 from flows.request import ImportRequest, parse_import_request
+from flows.sources.prefetch import Prefetch
 from flows.states import AttemptStatus, ImageStatus, TaskStatus, is_terminal
 from flows.steps.complete import remove_staging
 from flows.targets import resolve_targets
@@ -53,10 +54,12 @@ async def run_task(
     requester: RequestContext | None = None,
     final_attempt: bool = True,
     known: TaskRecord | None = None,
+    prefetch: Prefetch | None = None,
 ) -> TaskOutcome:
     """Run task ``task_id`` to a recorded outcome (see the module docstring).
 
-    ``known`` is the task as the caller just read it (saves reading it again).
+    ``known`` is the task as the caller just read it (saves reading it again); ``prefetch``,
+    its web-download already under way (the stage step adopts it if it is the request's).
     """
     task = await _wait_for_claim(services, task_id, known)
     if is_terminal(task.status):
@@ -91,6 +94,7 @@ async def run_task(
         events=services.records.events,
         requester=requester or RequestContext(),
         requested_formats=ImageFormats.from_dict((task.input or {}).get("image_formats")),
+        prefetch=prefetch,
     )
     return await _run_flow(services, ctx, targets, final_attempt)
 

@@ -37,6 +37,9 @@ class StageStep:
         if method == GLANCE_DIRECT:
             # The bits were uploaded before the flow: nothing moves here.
             await asyncio.to_thread(staged_upload, dest, ctx.image_id)
+        elif (prefetch := ctx.prefetch) is not None and prefetch.serves(ctx.request):
+            # Downloaded while the command was loading (its space was checked as it began).
+            await prefetch.adopt(dest, count, sized)
         else:
             check_staging_space(ctx.settings)
             if method == COPY_IMAGE:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from worker.cli.env import DISK_FORMATS, Env, pass_env, run_with_services
 
 if TYPE_CHECKING:
     from flows.request import ExpectedChecksum
+    from flows.sources.prefetch import Prefetch
     from worker.embedded import EmbeddedResult
     from worker.services import Services
 
@@ -123,24 +125,52 @@ def import_command(
     if expected and uri is None:
         raise click.UsageError("--checksum goes with --uri (the downloaded bits)")
     targets = _store_choice(stores, store, all_stores)
-    from worker.embedded import import_image
+    with _prefetching(env, uri, expected) as prefetch:
+        from worker.embedded import import_image
 
-    result = _run_showing_progress(
-        env,
-        lambda services: import_image(
-            services,
-            disk_format=disk_format,
-            file=file_,
-            uri=uri,
-            checksum=expected,
-            container_format=container_format,
-            name=name,
-            stores=targets,
-            all_stores=all_stores,
-            allow_failure=allow_failure,
-        ),
-    )
+        result = _run_showing_progress(
+            env,
+            lambda services: import_image(
+                services,
+                disk_format=disk_format,
+                file=file_,
+                uri=uri,
+                checksum=expected,
+                container_format=container_format,
+                name=name,
+                stores=targets,
+                all_stores=all_stores,
+                allow_failure=allow_failure,
+                prefetch=prefetch,
+            ),
+        )
     _finish(result, as_json)
+
+
+@contextlib.contextmanager
+def _prefetching(
+    env: Env, uri: str | None, expected: ExpectedChecksum | None
+) -> Iterator[Prefetch | None]:
+    """The web-download started now, while the import's modules load (closed after).
+
+    Only when the configuration lets web-download run at all; every other check (the URI's
+    policy, the staging space) is the download's own, and its refusal is the import's.
+    """
+    if uri is None:
+        yield None
+        return
+    from flows.request import WEB_DOWNLOAD
+    from flows.sources.prefetch import Prefetch
+
+    settings = env.settings
+    if WEB_DOWNLOAD not in settings.import_.methods:
+        yield None
+        return
+    prefetch = Prefetch(uri, expected, settings.flow_settings()).start()
+    try:
+        yield prefetch
+    finally:
+        prefetch.close()
 
 
 @click.command("copy")
