@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,8 @@ from flows.threads import check_stop, run_stoppable
 
 #: The name every prefetch file starts with (hidden, beside the images being staged).
 PREFIX = ".prefetch-"
+#: A prefetch file untouched this long was left by a command that died (kill -9, power).
+STALE_SECONDS = 3600.0
 
 
 class Prefetch:
@@ -90,6 +93,7 @@ class Prefetch:
     def _run(self) -> None:
         try:
             self._settings.staging_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_prefetches(self._settings.staging_dir)
             check_staging_space(self._settings)
             download_blocking(
                 self.uri,
@@ -141,3 +145,13 @@ class Prefetch:
             self._announced.append(size)
             if self._listener is not None:
                 self._listener[1](size)
+
+
+def remove_stale_prefetches(staging_dir: Path, older_than: float = STALE_SECONDS) -> None:
+    """Remove prefetch files (and their partial downloads) nobody wrote to for a while."""
+    cutoff = time.time() - older_than
+    for pattern in (f"{PREFIX}*", f".{PREFIX}*"):
+        for path in staging_dir.glob(pattern):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()

@@ -18,7 +18,7 @@ from flows.config import FlowSettings
 from flows.errors import SafetyRefusal
 from flows.policy import SafetyPolicy
 from flows.request import WEB_DOWNLOAD, ExpectedChecksum, ImportRequest
-from flows.sources.prefetch import Prefetch
+from flows.sources.prefetch import Prefetch, remove_stale_prefetches
 from tests.support.http import serve_app, serve_directory
 from tests.support.images import MiB, convert, make_sparse_raw, sha512_of
 from tests.support.settings import make_settings
@@ -200,3 +200,14 @@ async def test_the_command_leaves_no_prefetch_behind(tmp_path: Path, served: Pat
         )
         assert code != 0 and "nowhere" in err and "Traceback" not in err
     assert _files(tmp_path / "staging") == []
+
+
+def test_files_of_a_command_that_died_are_removed_later(tmp_path: Path) -> None:
+    dead = [tmp_path / ".prefetch-dead", tmp_path / "..prefetch-dead.download"]
+    live = [tmp_path / ".prefetch-live", tmp_path / "IMAGE", tmp_path / ".IMAGE.stage-1.partial"]
+    for path in dead + live:
+        path.write_bytes(b"x")
+    for path in [*dead, tmp_path / "IMAGE", tmp_path / ".IMAGE.stage-1.partial"]:
+        os.utime(path, (1, 1))  # old, but only prefetch files are this module's to remove
+    remove_stale_prefetches(tmp_path)
+    assert _files(tmp_path) == sorted(p.name for p in live)
