@@ -37,8 +37,10 @@ from flows.sparse import write_skipping_zeros
 from flows.threads import Stopped, check_stop, run_stoppable
 from flows.uri_filter import VettedTarget, display, vet_uri_blocking
 
-#: Bytes read from the socket before one write (and hash update).
-WRITE_SIZE = 4 * 1024 * 1024
+#: Bytes read from the socket before one write (and hash update). Small enough to stay in
+#: a core's L2 cache between the read and the write: with 4 MiB the same 420 MB download
+#: took 2-3x the CPU here (0.54-0.85 s against 0.28 s for 1 MiB; 512 KiB: the same).
+WRITE_SIZE = 1024 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: What may not appear in a request line or a header value (yarl percent-encodes the rest).
