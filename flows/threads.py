@@ -33,7 +33,10 @@ def current_stop() -> threading.Event | None:
 
 
 async def run_stoppable(
-    work: Callable[[threading.Event], T], interrupt: Callable[[], None] | None = None
+    work: Callable[[threading.Event], T],
+    interrupt: Callable[[], None] | None = None,
+    *,
+    own_thread: str | None = None,
 ) -> T:
     """Run ``work(stop)`` in a worker thread; on cancellation set ``stop`` and wait for it.
 
@@ -41,6 +44,11 @@ async def run_stoppable(
     for instance, rename a file into place after the flow already reverted it. ``interrupt``,
     when given, is called right after ``stop`` is set, for work that may be blocked where it
     cannot look at the event (a socket read): it should wake that call up.
+
+    The work runs in the event loop's default executor, shared with every other blocking
+    call, unless ``own_thread`` names a thread of its own: for work that may wait on the
+    outside world for minutes (a slow download), which must not hold a shared thread that
+    hashing and file operations queue for.
     """
     stop = threading.Event()
 
@@ -51,7 +59,10 @@ async def run_stoppable(
         finally:
             _local.stop = None
 
-    future = asyncio.get_running_loop().run_in_executor(None, call)
+    loop = asyncio.get_running_loop()
+    future = (
+        _in_own_thread(loop, call, own_thread) if own_thread else loop.run_in_executor(None, call)
+    )
     # Mark the outcome retrieved whatever happens to the caller: after a cancellation the
     # work's Stopped is expected, and asyncio would otherwise log it as never retrieved.
     future.add_done_callback(lambda done: done.cancelled() or done.exception())
@@ -63,3 +74,29 @@ async def run_stoppable(
             interrupt()
         await asyncio.wait([future])
         raise
+
+
+def _in_own_thread(
+    loop: asyncio.AbstractEventLoop, call: Callable[[], T], name: str
+) -> asyncio.Future[T]:
+    """Start ``call`` in a new daemon thread; its outcome arrives in the returned future."""
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def target() -> None:
+        try:
+            result = call()
+        except BaseException as error:  # handed to the awaiting coroutine
+            loop.call_soon_threadsafe(settle, None, error)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return future

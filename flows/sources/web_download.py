@@ -67,6 +67,7 @@ async def download(
             url, dest, policy, expected, progress, announced, stop=stop, line=line
         ),
         interrupt=line.cut,
+        own_thread="web-download",
     )
 
 
