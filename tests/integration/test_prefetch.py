@@ -19,8 +19,8 @@ from flows.errors import SafetyRefusal
 from flows.policy import SafetyPolicy
 from flows.request import WEB_DOWNLOAD, ExpectedChecksum, ImportRequest
 from flows.sources.prefetch import Prefetch, remove_stale_prefetches
-from tests.support.http import serve_app, serve_directory
-from tests.support.images import MiB, convert, make_sparse_raw, sha512_of
+from tests.support.http import serve_app, serve_directory, stalled_body
+from tests.support.images import MiB, convert, make_served_qcow2, sha512_of
 from tests.support.settings import make_settings
 from worker.embedded import import_image
 from worker.services import Services
@@ -35,16 +35,9 @@ async def server() -> AsyncIterator[str]:
     async def image(request: web.Request) -> web.StreamResponse:
         return web.Response(body=BODY)
 
-    async def stall(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Length": str(10 * MiB)})
-        await response.prepare(request)
-        await response.write(b"x" * 1024)
-        await asyncio.sleep(60)
-        return response
-
     app = web.Application()
     app.router.add_get("/image", image)
-    app.router.add_get("/stall", stall)
+    app.router.add_get("/stall", stalled_body)
     async with serve_app(app) as base:
         yield base
 
@@ -127,12 +120,7 @@ def test_it_serves_only_the_request_it_was_started_for(tmp_path: Path) -> None:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Path:
-    directory = tmp_path / "served"
-    directory.mkdir()
-    raw = tmp_path / "disk.raw"
-    make_sparse_raw(raw, 48 * MiB, [(0, MiB), (20 * MiB, 2 * MiB)])
-    convert(raw, directory / "disk.qcow2", "raw", "qcow2")
-    return directory
+    return make_served_qcow2(tmp_path)
 
 
 @pytest.fixture

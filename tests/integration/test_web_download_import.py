@@ -10,7 +10,7 @@ import pytest
 
 from flows.request import ExpectedChecksum
 from tests.support.http import serve_directory
-from tests.support.images import MiB, convert, make_sparse_raw, sha512_of
+from tests.support.images import convert, make_served_qcow2, sha512_of
 from tests.support.settings import make_settings
 from worker.embedded import import_image
 from worker.services import Services
@@ -33,12 +33,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Path:
-    directory = tmp_path / "served"
-    directory.mkdir()
-    raw = tmp_path / "disk.raw"
-    make_sparse_raw(raw, 48 * MiB, [(0, MiB), (20 * MiB, 2 * MiB)])
-    convert(raw, directory / "disk.qcow2", "raw", "qcow2")
-    return directory
+    return make_served_qcow2(tmp_path)
 
 
 async def test_web_download_with_redirect_and_checksum(

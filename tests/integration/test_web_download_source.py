@@ -19,7 +19,7 @@ from flows.policy import SafetyPolicy
 from flows.request import ExpectedChecksum
 from flows.sources import web_download
 from flows.sources.web_download import download
-from tests.support.http import serve_app
+from tests.support.http import serve_app, stalled_body
 from tests.support.tls import make_localhost_certificate, serve_https
 
 MiB = 1024 * 1024
@@ -40,13 +40,6 @@ async def server() -> AsyncIterator[str]:
         for _ in range(8):
             await response.write(bytes(MiB))
         await response.write_eof()
-        return response
-
-    async def stall(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Length": str(10 * MiB)})
-        await response.prepare(request)
-        await response.write(b"x" * 1024)
-        await asyncio.sleep(30)
         return response
 
     async def redirect(request: web.Request) -> web.StreamResponse:
@@ -72,7 +65,7 @@ async def server() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/image", image)
     app.router.add_get("/chunked", chunked)
-    app.router.add_get("/stall", stall)
+    app.router.add_get("/stall", stalled_body)
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/loop", loop)
     app.router.add_get("/status/{code}", status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,3 +48,12 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+async def stalled_body(request: web.Request) -> web.StreamResponse:
+    """A handler that announces 10 MiB, sends 1 KiB and then nothing for a minute."""
+    response = web.StreamResponse(headers={"Content-Length": str(10 * 1024 * 1024)})
+    await response.prepare(request)
+    await response.write(b"x" * 1024)
+    await asyncio.sleep(60)
+    return response
