@@ -123,12 +123,26 @@ def _checkout(commit: str) -> Iterator[Path]:
             ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(tree), commit],
             check=True,
         )
+        _entry_point_shim(tree)
         try:
             yield tree
         finally:
             subprocess.run(
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True
             )
+
+
+def _entry_point_shim(tree: Path) -> None:
+    """Let this venv's ``imgworker`` script start an older tree's workers.
+
+    The script calls ``worker.commands:run`` (since 78affdf); before that it called
+    ``worker.commands:main``, which ``run`` now wraps. An older tree gets ``run = main`` in
+    its temporary checkout: what its own script called, nothing else changed.
+    """
+    commands = tree / "worker" / "commands.py"
+    text = commands.read_text()
+    if "\ndef run(" not in text:
+        commands.write_text(text + "\n\nrun = main  # added by bench_daemon (_entry_point_shim)\n")
 
 
 def _run_baseline(tree: Path, tasks: int, workers: int) -> tuple[float, float, float]:
