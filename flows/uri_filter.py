@@ -14,9 +14,8 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from yarl import URL
 
@@ -98,33 +97,20 @@ async def vet_uri(
     """Check ``uri`` against ``policy``; raise :class:`SafetyRefusal` naming the rule it breaks.
 
     ``redirect_from`` marks a redirect target: its refusals use the ``redirect`` check and
-    say where the redirect came from. The host name is resolved off the event loop.
+    say where the redirect came from. The checks (the host's resolution among them) run off
+    the event loop, in :func:`vet_uri_blocking`.
     """
-    with _as_redirect(redirect_from):
-        found = _vet_before_resolving(uri, policy)
-        if found.literal is not None:
-            return _vet_addresses(found, [found.literal], policy)
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(found.host, found.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise _unresolvable(found, exc) from exc
-        return _vet_addresses(found, _addresses(found, infos), policy)
+    return await asyncio.to_thread(vet_uri_blocking, uri, policy, redirect_from=redirect_from)
 
 
 def vet_uri_blocking(
     uri: str, policy: SafetyPolicy, *, redirect_from: str | None = None
 ) -> VettedTarget:
-    """:func:`vet_uri` for a worker thread: the same checks, the host resolved in this thread."""
+    """:func:`vet_uri` in the calling thread (a worker thread: it resolves the host here)."""
     with _as_redirect(redirect_from):
         found = _vet_before_resolving(uri, policy)
-        if found.literal is not None:
-            return _vet_addresses(found, [found.literal], policy)
-        try:
-            infos = socket.getaddrinfo(found.host, found.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise _unresolvable(found, exc) from exc
-        return _vet_addresses(found, _addresses(found, infos), policy)
+        addresses = [found.literal] if found.literal is not None else _resolve(found)
+        return _vet_addresses(found, addresses, policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +199,13 @@ def _vet_addresses(
     )
 
 
-def _unresolvable(found: _Parsed, exc: socket.gaierror) -> SourceUnavailable:
-    return SourceUnavailable(f"{found.shown}: cannot resolve host {found.host!r}: {exc.strerror}")
-
-
-def _addresses(found: _Parsed, infos: Sequence[tuple[Any, ...]]) -> list[IPAddress]:
+def _resolve(found: _Parsed) -> list[IPAddress]:
+    try:
+        infos = socket.getaddrinfo(found.host, found.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise SourceUnavailable(
+            f"{found.shown}: cannot resolve host {found.host!r}: {exc.strerror}"
+        ) from exc
     unique: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in infos:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
