@@ -43,7 +43,6 @@ class Prefetch:
         self._settings = settings
         self._line = Line()
         self._stop = threading.Event()
-        self._done = threading.Event()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._announced: list[int | None] = []
@@ -107,13 +106,9 @@ class Prefetch:
             )
         except BaseException as error:  # kept for the stage step, which raises it
             self._error = error
-        finally:
-            self._done.set()
 
     def _take(self, dest: Path, stop: threading.Event) -> None:
-        while not self._done.wait(0.2):
-            if stop.is_set():
-                break
+        # A cancellation cuts the download (the interrupt), so this join ends soon either way.
         self._thread.join()
         if self._error is not None:
             raise self._error
