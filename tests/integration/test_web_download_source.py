@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from flows.errors import SafetyRefusal, SourceError, SourceUnavailable
 from flows.policy import SafetyPolicy
@@ -20,7 +21,7 @@ from flows.request import ExpectedChecksum
 from flows.sources import web_download
 from flows.sources.web_download import download
 from tests.support.http import serve_app, stalled_body
-from tests.support.tls import make_localhost_certificate, serve_https
+from tests.support.tls import make_localhost_certificate, server_context
 
 MiB = 1024 * 1024
 BODY = os.urandom(3 * MiB + 123)
@@ -209,7 +210,8 @@ async def test_https_is_verified_against_the_host_name(
     app.router.add_get("/image", _body_response)
     policy = dataclasses.replace(POLICY, trusted_hosts=("localhost",))
     dest = tmp_path / "img"
-    async with serve_https(app, cert, key) as port:
+    async with serve_app(app, server_context(cert, key)) as base:
+        port = URL(base).port
         url = f"https://localhost:{port}/image"
         # Not signed by anyone this machine trusts: refused, nothing kept.
         with pytest.raises(SourceUnavailable, match="certificate verify failed"):

@@ -117,6 +117,16 @@ def make_sample_qcow2(path: Path, virtual_size: int, data_bytes: int) -> Path:
     return path
 
 
+def make_served_qcow2(root: Path) -> Path:
+    """A directory ``root/served`` holding ``disk.qcow2`` (48 MiB virtual, 3 MiB of data)."""
+    directory = root / "served"
+    directory.mkdir()
+    raw = root / "disk.raw"
+    make_sparse_raw(raw, 48 * MiB, [(0, MiB), (20 * MiB, 2 * MiB)])
+    convert(raw, directory / "disk.qcow2", "raw", "qcow2")
+    return directory
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -127,13 +137,3 @@ if __name__ == "__main__":
     arguments = parser.parse_args()
     make_sample_qcow2(arguments.output, arguments.virtual_mib * MiB, arguments.data_mib * MiB)
     print(arguments.output)
-
-
-def make_served_qcow2(root: Path) -> Path:
-    """A directory ``root/served`` holding ``disk.qcow2`` (48 MiB virtual, 3 MiB of data)."""
-    directory = root / "served"
-    directory.mkdir()
-    raw = root / "disk.raw"
-    make_sparse_raw(raw, 48 * MiB, [(0, MiB), (20 * MiB, 2 * MiB)])
-    convert(raw, directory / "disk.qcow2", "raw", "qcow2")
-    return directory

@@ -1,15 +1,12 @@
-"""A self-signed TLS certificate for ``localhost`` and an HTTPS server on loopback."""
+"""A self-signed TLS certificate for ``localhost``, and a server context presenting it."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -50,16 +47,8 @@ def make_localhost_certificate(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-@asynccontextmanager
-async def serve_https(app: web.Application, cert: Path, key: Path) -> AsyncIterator[int]:
-    """Serve ``app`` over TLS on 127.0.0.1 (a free port); yield the port."""
+def server_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server's TLS context presenting ``cert`` (for :func:`tests.support.http.serve_app`)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    try:
-        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    finally:
-        await runner.cleanup()
+    return context
