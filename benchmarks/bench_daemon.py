@@ -41,10 +41,10 @@ from flows.request import ImportRequest
 from tests.support.http import serve_directory
 from tests.support.images import MiB, make_sparse_raw
 from tests.support.workers import Topology, delete_topology, running_workers, write_config
+from worker.config.settings import load_settings
 from worker.daemon.client import Publisher, enqueue_import
-from worker.services import Services
-from worker.settings import load_settings
-from worker.submission import SubmissionRules
+from worker.tasks.services import Services
+from worker.tasks.submission import SubmissionRules
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 STARTED = re.compile(r"started after ([0-9.]+) s in the queue")

@@ -37,9 +37,9 @@ from flows.stores.rbd import RbdStore
 from flows.stores.rbd_config import RbdStoreConfig
 from tests.support.ceph import LinkSample, Site
 from tests.support.images import MiB, convert, make_sparse_raw
-from worker.embedded import delete_image, import_image
-from worker.services import Services
-from worker.settings import Settings
+from worker.config.settings import Settings
+from worker.tasks.embedded import delete_image, import_image
+from worker.tasks.services import Services
 
 ROOT = Path(__file__).resolve().parent.parent
 UP, DOWN = ROOT / "deploy/dev/ceph-up.sh", ROOT / "deploy/dev/ceph-down.sh"

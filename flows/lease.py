@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
+from flows.background import cancel_and_wait
 from flows.errors import LockLost
 from flows.ports import ImageRepository, TaskRepository
 from flows.records import Hold
@@ -54,9 +54,7 @@ class Lease:
 
     async def _stop(self) -> None:
         if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+            await cancel_and_wait(self._heartbeat)
             self._heartbeat = None
 
     def confirmed(self) -> None:

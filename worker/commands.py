@@ -9,7 +9,7 @@ Adding a command is one module and one line:
 
 1. ``worker/cli/<family>.py`` (or an existing family's module) declares the command with
    click. At the top it imports only click, :mod:`worker.cli.env` and other light modules
-   (constants, :mod:`worker.presenter`); everything the command *does* (settings, records,
+   (constants, :mod:`worker.cli.presenter`); everything the command *does* (settings, records,
    stores, the broker, the flow) is imported inside the command function. Get the settings
    with ``@pass_env`` and ``env.settings``; run async work with
    :func:`worker.cli.env.run_with_services` (or :func:`~worker.cli.env.run`), which turns a

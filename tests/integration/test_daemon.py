@@ -32,10 +32,10 @@ from tests.support.workers import (
     running_workers,
     write_config,
 )
+from worker.config.settings import Settings, load_settings
 from worker.daemon.messages import TaskMessage
-from worker.services import Services
-from worker.settings import Settings, load_settings
-from worker.submission import SubmissionRules, submit_import
+from worker.tasks.services import Services
+from worker.tasks.submission import SubmissionRules, submit_import
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

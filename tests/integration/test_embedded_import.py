@@ -23,10 +23,10 @@ from tests.support.images import (
 )
 from tests.support.settings import make_settings
 from tests.support.stores import immutable
-from worker import runner as runner_module
-from worker.embedded import copy_image, import_image
-from worker.services import Services
-from worker.settings import Settings
+from worker.config.settings import Settings
+from worker.tasks import runner as runner_module
+from worker.tasks.embedded import copy_image, import_image
+from worker.tasks.services import Services
 
 STORES = ["central", "dcn0", "dcn1"]
 VIRTUAL = 96 * MiB

@@ -22,9 +22,9 @@ from flows.sources.prefetch import Prefetch, remove_stale_prefetches
 from tests.support.http import serve_app, serve_directory, stalled_body
 from tests.support.images import MiB, convert, make_served_qcow2, sha512_of
 from tests.support.settings import make_settings
-from worker.embedded import import_image
-from worker.services import Services
-from worker.settings import Settings
+from worker.config.settings import Settings
+from worker.tasks.embedded import import_image
+from worker.tasks.services import Services
 
 BODY = os.urandom(5 * MiB + 17)
 POLICY = SafetyPolicy(allowed_ports=(), trusted_hosts=("127.0.0.1",), staging_min_free_bytes=0)

@@ -8,8 +8,8 @@ from pathlib import Path
 from flows.observer import NullObserver
 from tests.support.images import MiB, make_sample_qcow2
 from tests.support.settings import make_settings
-from worker.embedded import import_image
-from worker.services import Services
+from worker.tasks.embedded import import_image
+from worker.tasks.services import Services
 
 
 class PhaseRecorder(NullObserver):

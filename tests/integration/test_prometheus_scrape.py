@@ -26,8 +26,8 @@ from tests.support.workers import (
     running_workers,
     write_config,
 )
-from worker.services import Services
-from worker.settings import load_settings
+from worker.config.settings import load_settings
+from worker.tasks.services import Services
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

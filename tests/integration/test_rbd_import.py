@@ -15,10 +15,10 @@ from tests.support.ceph import Cluster, running_clusters
 from tests.support.http import serve_directory
 from tests.support.images import MiB, convert, make_sparse_raw, sha512_of
 from tests.support.settings import make_settings
-from worker.embedded import copy_image, import_image
-from worker.presenter import image_fields
-from worker.services import Services
-from worker.settings import Settings
+from worker.cli.presenter import image_fields
+from worker.config.settings import Settings
+from worker.tasks.embedded import copy_image, import_image
+from worker.tasks.services import Services
 
 pytestmark = pytest.mark.ceph
 

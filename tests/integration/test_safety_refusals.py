@@ -19,10 +19,10 @@ from tests.support.corpus import HOSTILE, Case
 from tests.support.http import serve_directory
 from tests.support.services import require_program
 from tests.support.settings import make_settings
+from worker.config.settings import Settings
 from worker.daemon.metrics import Metrics
-from worker.embedded import import_image
-from worker.services import Services
-from worker.settings import Settings
+from worker.tasks.embedded import import_image
+from worker.tasks.services import Services
 
 STORES = ("central", "dcn0")
 

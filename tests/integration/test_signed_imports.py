@@ -22,10 +22,10 @@ from tests.support.signing import (
     signature_properties,
 )
 from worker.daemon.metrics import Metrics
-from worker.runner import TaskOutcome, run_task
-from worker.services import Services
-from worker.staging import stage_upload
-from worker.submission import SubmissionRules, submit_import
+from worker.tasks.runner import TaskOutcome, run_task
+from worker.tasks.services import Services
+from worker.tasks.staging import stage_upload
+from worker.tasks.submission import SubmissionRules, submit_import
 
 STORES = ("central", "dcn0")
 

@@ -12,9 +12,9 @@ from flows.request import ExpectedChecksum
 from tests.support.http import serve_directory
 from tests.support.images import convert, make_served_qcow2, sha512_of
 from tests.support.settings import make_settings
-from worker.embedded import import_image
-from worker.services import Services
-from worker.settings import Settings
+from worker.config.settings import Settings
+from worker.tasks.embedded import import_image
+from worker.tasks.services import Services
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.support.workers import IMGWORKER, free_port
 from worker.api.app import build_app, close_state, open_state
 from worker.api.state import ApiState
-from worker.settings import Settings
+from worker.config.settings import Settings
 
 
 def identity_headers(

@@ -6,8 +6,8 @@ from flows.context import RequestContext
 from flows.request import ImportRequest
 from worker.daemon.client import Publisher, enqueue_import
 from worker.daemon.messages import TaskMessage
-from worker.services import Services
-from worker.submission import SubmissionRules
+from worker.tasks.services import Services
+from worker.tasks.submission import SubmissionRules
 
 
 async def enqueue(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from worker.settings import Settings
+from worker.config.settings import Settings
 
 
 def make_settings(

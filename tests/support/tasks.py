@@ -12,8 +12,8 @@ from flows.records import TaskRecord
 from flows.request import ImportRequest
 from flows.states import is_terminal
 from tests.support.enqueue import enqueue
-from worker.services import Services
-from worker.settings import load_settings
+from worker.config.settings import load_settings
+from worker.tasks.services import Services
 
 #: The stores of tests/support/workers.py's default configuration.
 STORES = ["central", "dcn0"]

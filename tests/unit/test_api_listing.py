@@ -9,7 +9,7 @@ from multidict import MultiDict, MultiDictProxy
 
 from worker.api.errors import ApiError
 from worker.api.listing import page_links, parse_image_query
-from worker.settings import ApiSettings
+from worker.config.settings import ApiSettings
 
 API = ApiSettings(default_page_size=25, max_page_size=100)
 

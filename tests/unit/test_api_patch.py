@@ -10,7 +10,7 @@ from flows.records import ImageRecord
 from worker.api.errors import ApiError
 from worker.api.identity import Identity
 from worker.api.patch import PATCH_V20, PATCH_V21, parse_operations, plan_changes
-from worker.settings import ApiSettings
+from worker.config.settings import ApiSettings
 
 MEMBER = Identity("p1", "u1", ("member", "reader"), "req-1")
 ADMIN = Identity("p1", "u1", ("admin",), "req-1")

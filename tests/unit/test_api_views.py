@@ -11,7 +11,7 @@ from flows.records import ImageRecord, Location, TaskRecord
 from flows.states import ImageStatus
 from worker.api.schemas import image_schema, images_schema, task_schema
 from worker.api.views import image_view, task_view
-from worker.settings import ApiSettings
+from worker.config.settings import ApiSettings
 
 WHEN = datetime(2026, 11, 25, 15, 12, 42, 123456, tzinfo=UTC)
 

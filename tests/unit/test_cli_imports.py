@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.services import Records
-from worker.settings import DatabaseSettings
+from worker.config.settings import DatabaseSettings
+from worker.tasks.services import Records
 
 #: Modules no everyday command needs, each costing a large part of the 0.3 s budget.
 HEAVY = (
@@ -28,7 +28,7 @@ HEAVY = (
     "aio_pika",
     "aiosqlite",
     "flows.steps",
-    "worker.services",
+    "worker.tasks.services",
     "rich",
 )
 

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.services import require_program
 from tests.support.settings import make_settings
+from worker.config.settings import Settings
 from worker.daemon import http as daemon_http
 from worker.daemon.http import (
     DRAIN_REFUSED,
@@ -26,7 +27,6 @@ from worker.daemon.http import (
     start_http,
 )
 from worker.daemon.metrics import Metrics
-from worker.settings import Settings
 
 
 @dataclass

@@ -29,7 +29,7 @@ from worker.api.keystone import (
     TokenCache,
     TokenInfo,
 )
-from worker.settings import KeystoneSettings
+from worker.config.settings import KeystoneSettings
 
 UTC = datetime.UTC
 HOUR = datetime.timedelta(hours=1)

@@ -51,9 +51,9 @@ def test_each_record_is_one_json_object_per_line(output: io.StringIO) -> None:
 
 def test_records_inside_the_context_carry_the_ids(output: io.StringIO) -> None:
     with task_log_context("task-1", "image-1", "req-1"):
-        logging.getLogger("worker.runner").info("started")
+        logging.getLogger("worker.tasks.runner").info("started")
         logging.getLogger("flows.engine").warning("step failed")
-    logging.getLogger("worker.runner").info("idle")
+    logging.getLogger("worker.tasks.runner").info("idle")
     started, failed, idle = records(output)
     for inside in (started, failed):
         assert inside["task_id"] == "task-1"

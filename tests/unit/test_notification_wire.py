@@ -17,7 +17,7 @@ from typing import Any
 from flows.events import Announcement, EventType, UploadFailure, UploadFailureKind
 from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, ImageRecord
 from worker.db.notifications import Pending
-from worker.notifications.payloads import announced, isotime
+from worker.db.payloads import announced, isotime
 from worker.notifications.sinks import amqp_url
 from worker.notifications.wire import (
     CONTENT_ENCODING,

@@ -14,11 +14,11 @@ import pytest
 from flows.events import Announcement, EventType
 from flows.records import IMPORTING_TO_STORES
 from flows.states import ImageStatus
+from worker.config.settings import DatabaseSettings, NotificationSettings
 from worker.db.tasks import TaskEnd
 from worker.notifications.relay import Relay
 from worker.notifications.sinks import LogSink, NotificationUndelivered
-from worker.services import Records
-from worker.settings import DatabaseSettings, NotificationSettings
+from worker.tasks.services import Records
 
 
 class Sink:

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from flows.stores.file import FileStoreConfig
 from flows.stores.rbd_config import RbdStoreConfig
 from worker.commands import main
-from worker.config_source import DATABASE_KEYS, DEFAULT_DATABASE_URL, plain_database_url
-from worker.settings import ConfigError, DatabaseSettings, load_settings
+from worker.config.settings import ConfigError, DatabaseSettings, load_settings
+from worker.config.source import DATABASE_KEYS, DEFAULT_DATABASE_URL, plain_database_url
 
 
 def test_defaults_need_no_file() -> None:

@@ -11,10 +11,10 @@ import pytest
 from flows.errors import NotFound
 from flows.records import FAILED_IMPORT, IMPORTING_TO_STORES, DataFacts
 from flows.states import ImageStatus
+from worker.config.settings import DatabaseSettings
 from worker.db.sqlite_reader import SqliteReader, sqlite_file
 from worker.db.tasks import TaskEnd
-from worker.services import Records
-from worker.settings import DatabaseSettings
+from worker.tasks.services import Records
 
 
 @pytest.fixture

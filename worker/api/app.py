@@ -22,10 +22,10 @@ from worker.api.request_id import (
     request_id_middleware,
 )
 from worker.api.state import STATE_KEY, ApiState, state_of
+from worker.config.settings import Settings
 from worker.daemon.client import LazyPublisher
-from worker.services import Records, build_stores
-from worker.settings import Settings
-from worker.submission import SubmissionRules
+from worker.tasks.services import Records, build_stores
+from worker.tasks.submission import SubmissionRules
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 from worker.api.errors import ApiError, bad_request, forbidden
 from worker.api.identity import Identity
 from worker.api.schemas import VISIBILITIES
-from worker.settings import ApiSettings
+from worker.config.settings import ApiSettings
 
 #: Attributes only the service writes.
 READ_ONLY = frozenset(

@@ -21,7 +21,7 @@ from worker.api.imports import STORE_HEADER
 from worker.api.policy import require_owner
 from worker.api.state import ApiState
 from worker.daemon.client import enqueue_import
-from worker.staging import stage_stream
+from worker.tasks.staging import stage_stream
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 
 from flows.errors import TransientError
-from worker.settings import KeystoneSettings
+from worker.config.settings import KeystoneSettings
 
 log = logging.getLogger(__name__)
 

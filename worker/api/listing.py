@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 from multidict import MultiMapping
 
 from worker.api.errors import bad_request
+from worker.config.settings import ApiSettings
 from worker.db.listing import MATCH_COLUMNS, SORT_KEYS, Direction, ImageQuery, TimeOperator
-from worker.settings import ApiSettings
 
 #: Parameters read here; any other parameter filters on an extra property.
 KNOWN = frozenset(

@@ -24,8 +24,8 @@ from worker.api.attributes import (
 )
 from worker.api.errors import bad_request, conflict, forbidden
 from worker.api.identity import Identity
+from worker.config.settings import ApiSettings
 from worker.db.catalog import MUTABLE_CORE, ImageChanges
-from worker.settings import ApiSettings
 
 PATCH_V21 = "application/openstack-images-v2.1-json-patch"
 PATCH_V20 = "application/openstack-images-v2.0-json-patch"

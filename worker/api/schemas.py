@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flows.states import ImageStatus, TaskStatus, TaskType
-from worker.settings import ApiSettings
+from worker.config.settings import ApiSettings
 
 UUID_PATTERN = (
     "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"

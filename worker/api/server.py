@@ -8,13 +8,13 @@ import signal
 
 from aiohttp import web
 
-from worker.address import parse_address
 from worker.api.app import build_app, close_state, open_state
 from worker.api.keystone import KeystoneUnavailable
 from worker.api.state import ApiState
+from worker.config.address import parse_address
+from worker.config.settings import Settings
 from worker.daemon.startup import DependencyRefused, database, reach
 from worker.notifications.relay import notification_relay, process_relay_id
-from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 

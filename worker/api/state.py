@@ -12,11 +12,11 @@ from flows.signing.properties import is_signed
 from flows.stores.base import Store
 from worker.api.identity import Identity
 from worker.api.keystone import KeystoneClient
+from worker.config.settings import Settings
 from worker.daemon.client import LazyPublisher
 from worker.db.catalog import SqlCatalog
-from worker.services import Records
-from worker.settings import Settings
-from worker.submission import SubmissionRules
+from worker.tasks.services import Records
+from worker.tasks.submission import SubmissionRules
 
 STATE_KEY = web.AppKey("imgworker_api_state", object)
 

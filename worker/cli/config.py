@@ -18,7 +18,7 @@ def config_group() -> None:
 @pass_env
 def config_check(env: Env) -> None:
     """Validate the configuration; say exactly what is wrong and where (exit 2)."""
-    from worker.settings import ConfigError, load_settings
+    from worker.config.settings import ConfigError, load_settings
 
     try:
         settings = load_settings(env.config)

@@ -34,7 +34,7 @@ def drain_command(env: Env, address: str | None) -> None:
 
     import aiohttp
 
-    from worker.address import parse_address
+    from worker.config.address import parse_address
 
     host, port = parse_address(address or env.settings.worker.http)
     host = "127.0.0.1" if host in ("0.0.0.0", "") else host

@@ -16,12 +16,12 @@ import click
 from worker.cli.env import Env, pass_env, run_with_services
 
 if TYPE_CHECKING:
-    from worker.runner import TaskOutcome
-    from worker.services import Services
+    from worker.tasks.runner import TaskOutcome
+    from worker.tasks.services import Services
 
 
 async def _delete(services: Services, *, image_id: str) -> TaskOutcome | None:
-    from worker.embedded import delete_image
+    from worker.tasks.embedded import delete_image
 
     return await delete_image(services, image_id)
 
@@ -54,7 +54,7 @@ def image_delete(env: Env, image_ids: tuple[str, ...]) -> None:
 @pass_env
 def stores_delete(env: Env, image_id: str, store: str) -> None:
     """Remove an image's data from one store (not its only copy)."""
-    from worker.embedded import delete_from_store
+    from worker.tasks.embedded import delete_from_store
 
     outcome = run_with_services(env.settings, lambda s: delete_from_store(s, image_id, store))
     _report(outcome.status, f"removed image {image_id} from store {store}: {outcome.message}")

@@ -16,8 +16,8 @@ import click
 
 if TYPE_CHECKING:
     from flows.observer import FlowObserver
-    from worker.services import Records, Services
-    from worker.settings import Settings
+    from worker.config.settings import Settings
+    from worker.tasks.services import Records, Services
 
 T = TypeVar("T")
 
@@ -35,7 +35,7 @@ class Env:
     def settings(self) -> Settings:
         """The configuration, or exit saying what is wrong."""
         if self._settings is None:
-            from worker.settings import ConfigError, load_settings
+            from worker.config.settings import ConfigError, load_settings
 
             try:
                 self._settings = load_settings(self.config)
@@ -51,7 +51,7 @@ class Env:
         unusual there is left to :attr:`settings`, whose validation says what is wrong.
         """
         if self._settings is None:
-            from worker.config_source import ConfigError, plain_database_url, read_config
+            from worker.config.source import ConfigError, plain_database_url, read_config
 
             try:
                 url = plain_database_url(read_config(self.config)[0])
@@ -71,7 +71,7 @@ def run_with_services(
     observer: FlowObserver | None = None,
 ) -> T:
     """Open the services, run ``work``, close them; bad input becomes a clean error."""
-    from worker.services import Services
+    from worker.tasks.services import Services
 
     async def scope() -> T:
         services = await Services.open(settings, observer)
@@ -86,7 +86,7 @@ def run_with_services(
 
 def run_with_records(settings: Settings, work: Callable[[Records], Awaitable[T]]) -> T:
     """Open the records alone (no stores), run ``work``, close them."""
-    from worker.services import Records
+    from worker.tasks.services import Records
 
     async def scope() -> T:
         database = settings.database

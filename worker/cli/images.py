@@ -13,7 +13,7 @@ import click
 from worker.cli.env import DISK_FORMATS, Env, pass_env, run_with_services
 
 if TYPE_CHECKING:
-    from worker.services import Services
+    from worker.tasks.services import Services
 
 
 @click.command("image-create")
@@ -38,7 +38,7 @@ def image_create(env: Env, disk_format: str, container_format: str, name: str | 
 @pass_env
 def image_stage(env: Env, image_id: str, path: str) -> None:
     """Put a local file into the staging area for glance-direct."""
-    from worker.staging import stage_upload
+    from worker.tasks.staging import stage_upload
 
     settings = env.settings
     size = run_with_services(
@@ -73,7 +73,7 @@ def image_import(
     from flows.context import RequestContext
     from flows.request import parse_import_request
     from worker.daemon.client import Publisher, enqueue_import
-    from worker.submission import SubmissionRules
+    from worker.tasks.submission import SubmissionRules
 
     method: dict[str, object] = {"name": import_method}
     if uri is not None:

@@ -16,8 +16,8 @@ from worker.cli.env import DISK_FORMATS, Env, pass_env, run_with_services
 if TYPE_CHECKING:
     from flows.request import ExpectedChecksum
     from flows.sources.prefetch import Prefetch
-    from worker.embedded import EmbeddedResult
-    from worker.services import Services
+    from worker.tasks.embedded import EmbeddedResult
+    from worker.tasks.services import Services
 
 
 def _store_choice(stores: str | None, store: str | None, all_stores: bool) -> list[str]:
@@ -54,7 +54,7 @@ def _run_showing_progress(
     env: Env, work: Callable[[Services], Awaitable[EmbeddedResult]]
 ) -> EmbeddedResult:
     """Run an embedded import or copy with its steps and bars drawn on stderr."""
-    from worker.terminal import TerminalProgress
+    from worker.cli.terminal import TerminalProgress
 
     settings = env.settings
     with TerminalProgress() as progress:
@@ -63,7 +63,7 @@ def _run_showing_progress(
 
 def _finish(result: EmbeddedResult, as_json: bool) -> None:
     from flows.states import AttemptStatus
-    from worker.presenter import image_fields, render_table
+    from worker.cli.presenter import image_fields, render_table
 
     fields = image_fields(result.image)
     if as_json:
@@ -126,7 +126,7 @@ def import_command(
         raise click.UsageError("--checksum goes with --uri (the downloaded bits)")
     targets = _store_choice(stores, store, all_stores)
     with _prefetching(env, uri, expected) as prefetch:
-        from worker.embedded import import_image
+        from worker.tasks.embedded import import_image
 
         result = _run_showing_progress(
             env,
@@ -192,7 +192,7 @@ def copy_command(
     targets = _store_choice(stores, None, all_stores)
     if not targets and not all_stores:
         raise click.UsageError("give --stores a,b or --all-stores")
-    from worker.embedded import copy_image
+    from worker.tasks.embedded import copy_image
 
     result = _run_showing_progress(
         env,

@@ -2,7 +2,7 @@
 
 On a SQLite file already at the current schema they read it with the standard library
 (:class:`worker.db.sqlite_reader.SqliteReader`): no pydantic, SQLAlchemy or Alembic is
-imported, so they answer at once. Otherwise they open :class:`worker.services.Records`.
+imported, so they answer at once. Otherwise they open :class:`worker.tasks.services.Records`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from worker.cli.env import Env, pass_env, run_with_records
-from worker.presenter import IMAGE_FIELDS
+from worker.cli.presenter import IMAGE_FIELDS
 
 if TYPE_CHECKING:
     from worker.db.sqlite_reader import SqliteReader
-    from worker.services import Records
+    from worker.tasks.services import Records
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ def _read(
 @pass_env
 def show_command(env: Env, image_id: str, as_json: bool) -> None:
     """Show an image: status, stores, the import lists, hashes, locations."""
-    from worker.presenter import image_fields, render_table
+    from worker.cli.presenter import image_fields, render_table
 
     image = _read(
         env, lambda reader: reader.image(image_id), lambda records: records.images.get(image_id)
@@ -81,7 +81,7 @@ def list_command(env: Env, include_stores: bool) -> None:
 @pass_env
 def task_show(env: Env, task_id: str, as_json: bool) -> None:
     """Show a task: status, message, input, result."""
-    from worker.presenter import task_fields
+    from worker.cli.presenter import task_fields
 
     task = _read(
         env, lambda reader: reader.task(task_id), lambda records: records.tasks.get(task_id)

@@ -20,7 +20,8 @@ import signal
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from worker.background import cancel_and_wait
+from flows.background import cancel_and_wait
+from worker.config.settings import Settings
 from worker.daemon import startup
 from worker.daemon.client import LazyPublisher
 from worker.daemon.consumer import Consumer
@@ -30,8 +31,7 @@ from worker.daemon.metrics import Metrics
 from worker.daemon.startup import DependencyRefused, reach
 from worker.daemon.sweeper import DeleteSweeper
 from worker.notifications.relay import notification_relay
-from worker.services import Services
-from worker.settings import Settings
+from worker.tasks.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ from aio_pika.abc import AbstractConnection, AbstractExchange
 from flows.context import RequestContext
 from flows.errors import TransientError
 from flows.request import ImportRequest
+from worker.config.settings import BrokerSettings
 from worker.daemon.messages import ENQUEUED_AT, TaskMessage
 from worker.daemon.topology import declare
 from worker.db.tasks import TaskEnd
-from worker.services import Records
-from worker.settings import BrokerSettings
-from worker.submission import SubmissionRules, announce_run, submit_import
+from worker.tasks.services import Records
+from worker.tasks.submission import SubmissionRules, announce_run, submit_import
 
 log = logging.getLogger(__name__)
 

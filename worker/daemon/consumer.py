@@ -52,9 +52,9 @@ from worker.daemon.messages import (
 from worker.daemon.metrics import Metrics
 from worker.daemon.settlement import Ack, DeadLetter, Requeue, Retry, Settlement, Settler
 from worker.daemon.topology import declare
-from worker.deletion import run_delete_task
-from worker.runner import run_task
-from worker.services import Services
+from worker.tasks.deletion import run_delete_task
+from worker.tasks.runner import run_task
+from worker.tasks.services import Services
 
 log = logging.getLogger(__name__)
 

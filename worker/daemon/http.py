@@ -25,10 +25,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flows.errors import TerminalError
 from flows.qemu import qemu_img_path
-from worker.address import parse_address
+from worker.config.address import parse_address
+from worker.config.settings import Settings
 from worker.daemon.logs import one_line
 from worker.daemon.metrics import Metrics
-from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+from flows.background import cancel_and_wait
 from flows.context import RequestContext
 from flows.states import TaskType
-from worker.background import cancel_and_wait
+from worker.config.settings import WorkerSettings
 from worker.daemon.client import TaskPublisher
 from worker.daemon.messages import TaskMessage
 from worker.db.deletions import SqlDeletions
-from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 

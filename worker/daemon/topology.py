@@ -13,7 +13,7 @@ from __future__ import annotations
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
-from worker.settings import BrokerSettings
+from worker.config.settings import BrokerSettings
 
 
 async def declare(

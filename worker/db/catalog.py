@@ -39,9 +39,9 @@ from worker.db.models import (
     utcnow,
 )
 from worker.db.outbox import Outbox
+from worker.db.payloads import send_payload
 from worker.db.tasks import task_snapshot
 from worker.db.transactions import Transactional
-from worker.notifications.payloads import send_payload
 
 #: Core attributes a caller may change (the rest are read-only or reserved).
 MUTABLE_CORE = (

@@ -10,8 +10,8 @@ from flows.errors import NotFound
 from flows.events import Announcement
 from worker.db.image_rows import current_image, lock_image_row
 from worker.db.outbox import Outbox
+from worker.db.payloads import announced
 from worker.db.transactions import Transactional
-from worker.notifications.payloads import announced
 
 log = logging.getLogger(__name__)
 

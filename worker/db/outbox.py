@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flows.events import EventType, Priority
 from flows.records import ImageRecord, TaskRecord
 from flows.states import TaskType
+from worker.config.settings import NotificationSettings
 from worker.db.models import Notification, utcnow
-from worker.notifications.payloads import Payload, image_payload, task_payload
-from worker.settings import NotificationSettings
+from worker.db.payloads import Payload, image_payload, task_payload
 
 
 class Outbox:

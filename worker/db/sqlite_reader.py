@@ -6,7 +6,7 @@ may (0.3 s), so on a plain SQLite database file already at
 into the same :class:`~flows.records.ImageRecord` and :class:`~flows.records.TaskRecord`
 the repositories build (``tests/unit/test_sqlite_reader.py`` compares the two on the same
 rows). Anything else (PostgreSQL, a URL with options, a schema to create or upgrade) goes
-through :class:`worker.services.Records`.
+through :class:`worker.tasks.services.Records`.
 """
 
 from __future__ import annotations

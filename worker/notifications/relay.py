@@ -21,11 +21,11 @@ from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Protocol
 
-from worker.background import cancel_and_wait
+from flows.background import cancel_and_wait
+from worker.config.settings import NotificationSettings, Settings
 from worker.db.notifications import SqlNotifications
 from worker.notifications.sinks import AmqpSink, LogSink, Sink
 from worker.notifications.wire import oslo_message
-from worker.settings import NotificationSettings, Settings
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aio_pika.exceptions import ChannelPreconditionFailed
 
 from flows.errors import TransientError
+from worker.config.settings import NotificationSettings
 from worker.notifications.wire import CONTENT_ENCODING, CONTENT_TYPE, envelope
-from worker.settings import NotificationSettings
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from flows.records import ImageFormats, ImageRecord, TaskRecord
 from flows.request import ImportRequest
 from flows.states import LocationStatus, TaskType
 from flows.targets import resolve_targets
+from worker.config.settings import Settings
 from worker.db.locks import acquire_import_lock
 from worker.db.tasks import LockHeld, NewTask, TaskEnd
-from worker.services import Records
-from worker.settings import Settings
+from worker.tasks.services import Records
 
 log = logging.getLogger(__name__)
 

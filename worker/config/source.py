@@ -1,6 +1,6 @@
 """Where the configuration comes from: the TOML file and ``IMGWORKER_<SECTION>__<KEY>``.
 
-Standard library only. :func:`read_config` gives :func:`worker.settings.load_settings` the
+Standard library only. :func:`read_config` gives :func:`worker.config.settings.load_settings` the
 raw data it validates; :func:`plain_database_url` gives the read-only commands
 (``show``, ``list``, ``task-show``) the database URL without importing pydantic, whose
 validation of every section takes longer than those commands may.
@@ -16,9 +16,9 @@ from typing import Any
 ENV_PREFIX = "IMGWORKER_"
 CONFIG_ENV = "IMGWORKER_CONFIG"
 
-#: ``[database] url`` when nothing sets it (:class:`worker.settings.DatabaseSettings`).
+#: ``[database] url`` when nothing sets it (:class:`worker.config.settings.DatabaseSettings`).
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./imgworker.db"
-#: The keys of ``[database]``, as :class:`worker.settings.DatabaseSettings` declares them
+#: The keys of ``[database]``, as :class:`worker.config.settings.DatabaseSettings` declares them
 #: (``tests/unit/test_settings.py`` checks they agree).
 DATABASE_KEYS = frozenset({"url", "auto_upgrade"})
 

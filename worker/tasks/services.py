@@ -16,6 +16,7 @@ from flows.observer import FlowObserver, NullObserver
 from flows.ports import ImageEvents
 from flows.stores.base import Store
 from flows.stores.registry import build_store
+from worker.config.settings import DatabaseSettings, NotificationSettings, Settings
 from worker.db.catalog import SqlCatalog
 from worker.db.deletions import SqlDeletions
 from worker.db.engine import create_engine, create_sessionmaker
@@ -25,7 +26,6 @@ from worker.db.notifications import SqlNotifications
 from worker.db.outbox import Outbox
 from worker.db.schema import upgrade_if_behind
 from worker.db.tasks import SqlTaskRepository
-from worker.settings import DatabaseSettings, NotificationSettings, Settings
 
 
 @dataclass

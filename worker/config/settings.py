@@ -31,9 +31,9 @@ from flows.request import METHODS
 from flows.signing.config import SignatureSettings
 from flows.stores.file import FileStoreConfig
 from flows.stores.rbd_config import RbdStoreConfig
-from worker.address import parse_address
-from worker.config_source import DEFAULT_DATABASE_URL, ENV_PREFIX, read_config
-from worker.config_source import ConfigError as ConfigError  # raised by load_settings
+from worker.config.address import parse_address
+from worker.config.source import DEFAULT_DATABASE_URL, ENV_PREFIX, read_config
+from worker.config.source import ConfigError as ConfigError  # raised by load_settings
 
 StoreConfig = Annotated[FileStoreConfig | RbdStoreConfig, Field(discriminator="type")]
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from flows.errors import LockLost
 from flows.states import AttemptStatus, is_terminal
 from worker.db.tasks import TaskEnd
-from worker.runner import TaskOutcome
-from worker.services import Services
-from worker.staging import remove_image_staging
+from worker.tasks.runner import TaskOutcome
+from worker.tasks.services import Services
+from worker.tasks.staging import remove_image_staging
 
 log = logging.getLogger(__name__)
 

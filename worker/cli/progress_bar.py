@@ -1,6 +1,6 @@
 """Byte progress bars on a terminal, drawn by rich: done of total, percent, rate, time left.
 
-Only :class:`worker.terminal.TerminalProgress` imports this module, and only when it is
+Only :class:`worker.cli.terminal.TerminalProgress` imports this module, and only when it is
 about to draw a bar: rich takes longer to import than a quick command may spend.
 """
 

@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from flows.background import cancel_and_wait
 from flows.context import ImportContext, RequestContext
 from flows.engine import FlowFailed
 from flows.errors import ImportFailed, LockLost, SafetyRefusal
@@ -28,9 +29,8 @@ from flows.sources.prefetch import Prefetch
 from flows.states import AttemptStatus, ImageStatus, TaskStatus, is_terminal
 from flows.steps.complete import remove_staging
 from flows.targets import resolve_targets
-from worker.background import cancel_and_wait
 from worker.db.tasks import TaskEnd
-from worker.services import Services
+from worker.tasks.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@
         await services.close()
 
 The flow is exactly the daemon's: the request is submitted (lock taken, task row created)
-then run by :func:`worker.runner.run_task`.
+then run by :func:`worker.tasks.runner.run_task`.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from flows.request import (
 )
 from flows.sources.prefetch import Prefetch
 from worker.db.catalog import TaskOwner
-from worker.deletion import run_delete_task
-from worker.runner import TaskOutcome, run_task
-from worker.services import Services
-from worker.staging import stage_upload
-from worker.submission import SubmissionRules, announce_run, submit_import
+from worker.tasks.deletion import run_delete_task
+from worker.tasks.runner import TaskOutcome, run_task
+from worker.tasks.services import Services
+from worker.tasks.staging import stage_upload
+from worker.tasks.submission import SubmissionRules, announce_run, submit_import
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from worker.progress_bar import ByteBars
+    from worker.cli.progress_bar import ByteBars
 
 
 class TerminalProgress:
@@ -17,7 +17,7 @@ class TerminalProgress:
 
     Step results are printed as each step ends. On a terminal, while a step moves bytes
     (stage, convert, each store write), a bar shows bytes done of the total, percent, rate
-    and time left (:mod:`worker.progress_bar`, imported only then). On anything else (a
+    and time left (:mod:`worker.cli.progress_bar`, imported only then). On anything else (a
     pipe, a file, ``TERM=dumb``) only the step lines are written, with no escape codes.
     Use it as a context manager: leaving it stops the drawing.
     """
@@ -60,7 +60,7 @@ class TerminalProgress:
             return
         with self._lock:
             if self._bars is None:
-                from worker.progress_bar import ByteBars
+                from worker.cli.progress_bar import ByteBars
 
                 self._bars = ByteBars(self._stream)
             self._bars.start(phase, total_bytes)

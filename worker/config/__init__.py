@@ -1,0 +1,1 @@
+"""Configuration: the typed settings, where their values come from, and addresses."""
