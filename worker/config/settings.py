@@ -31,7 +31,7 @@ from flows.request import METHODS
 from flows.signing.config import SignatureSettings
 from flows.stores.file import FileStoreConfig
 from flows.stores.rbd_config import RbdStoreConfig
-from worker.config.address import parse_address
+from worker.config.address import LOOPBACK, IpNetwork, parse_address, parse_network
 from worker.config.source import DEFAULT_DATABASE_URL, ENV_PREFIX, read_config
 from worker.config.source import ConfigError as ConfigError  # raised by load_settings
 
@@ -193,13 +193,21 @@ class ApiSettings(_Section):
 
     #: ``host:port`` to listen on (Glance's port by default).
     listen: str = "127.0.0.1:9292"
-    #: ``none``: every caller is an admin of ``default_project`` (a laptop); ``headers``:
-    #: identity from an authenticating proxy's X-Identity-Status / X-Project-Id / X-User-Id /
-    #: X-Roles headers (requests without them are refused); ``keystone``: tokens validated
-    #: against Keystone (see ``[keystone]``).
+    #: ``none``: every caller is an admin of ``default_project`` (a laptop; loopback only
+    #: unless ``allow_unauthenticated_network``); ``headers``: identity from an authenticating
+    #: proxy's X-Identity-Status / X-Project-Id / X-User-Id / X-Roles headers, believed only
+    #: from ``trusted_proxies``; ``keystone``: tokens validated against Keystone (see
+    #: ``[keystone]``).
     auth: Literal["none", "headers", "keystone"] = "none"
     #: The project of every caller when ``auth = "none"``.
     default_project: str = "admin"
+    #: With ``auth = "none"``, serve a ``listen`` address other hosts can reach, where anyone
+    #: who reaches the port is an admin. Unset, ``imgworker api`` refuses to start that way.
+    allow_unauthenticated_network: bool = False
+    #: With ``auth = "headers"``: the addresses or networks (``192.0.2.7``, ``10.0.0.0/8``,
+    #: ``fd00::/64``) of the authenticating proxies, the only TCP peers whose identity headers
+    #: are believed; identity headers from any other peer are refused with 401.
+    trusted_proxies: tuple[IpNetwork, ...] = LOOPBACK
     #: The base URL clients reach this API at (version document, Location headers);
     #: empty: taken from each request's Host header.
     public_url: str = ""
@@ -222,6 +230,15 @@ class ApiSettings(_Section):
     @classmethod
     def _address(cls, value: str) -> str:
         parse_address(value)
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list | tuple):
+            return tuple(parse_network(v) if isinstance(v, str) else v for v in value)
         return value
 
     @model_validator(mode="after")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import logging
 import shutil
 import tempfile
@@ -25,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flows.errors import TerminalError
 from flows.qemu import qemu_img_path
-from worker.config.address import parse_address
+from worker.config.address import LOOPBACK, parse_address, within
 from worker.config.settings import Settings
 from worker.daemon.logs import one_line
 from worker.daemon.metrics import Metrics
@@ -177,17 +176,7 @@ def drain_permitted(remote: str | None, authorization: str | None, token: str | 
             given.strip().encode(), token.encode()
         ):
             return True
-    return _is_loopback(remote)
-
-
-def _is_loopback(remote: str | None) -> bool:
-    try:
-        address = ipaddress.ip_address((remote or "").split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
+    return within(remote, LOOPBACK)
 
 
 def local_problems(staging_dir: Path, min_free_bytes: int) -> list[str]:
