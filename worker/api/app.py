@@ -16,6 +16,7 @@ from worker.api.identity import (
     unauthenticated,
 )
 from worker.api.keystone import KeystoneClient
+from worker.api.proxies import require_trusted_peer
 from worker.api.request_id import (
     REQUEST_ID_KEY,
     add_request_id_header,
@@ -46,6 +47,7 @@ async def _identify(state: ApiState, request: web.Request) -> Identity:
     if api.auth == "none":
         return unauthenticated(api.default_project, request_id)
     if api.auth == "headers":
+        require_trusted_peer(request, api.trusted_proxies)
         return from_headers(request, request_id)
     assert state.keystone is not None, "open_state builds the Keystone client for auth = keystone"
     return await from_keystone(request, request_id, state.keystone)

@@ -4,7 +4,8 @@
   ``[api] default_project`` (a laptop, a test).
 - ``headers``: an authenticating proxy in front (keystonemiddleware's contract) sets
   ``X-Identity-Status: Confirmed``, ``X-Project-Id``, ``X-User-Id`` and ``X-Roles``; a request
-  without them is refused with 401.
+  without them is refused with 401, and so is one from a peer that is not a trusted proxy
+  (:mod:`worker.api.proxies`).
 - ``keystone``: the caller's ``X-Auth-Token`` is validated by Keystone
   (:mod:`worker.api.keystone`); a missing or invalid token is refused with 401 and
   ``WWW-Authenticate: Keystone uri="..."``, as keystonemiddleware refuses it.
@@ -27,6 +28,8 @@ READER = "reader"
 
 #: keystonemiddleware's 401 message.
 AUTHENTICATION_REQUIRED = "The request you have made requires authentication."
+#: The 401 message of a request the proxy confirmed no identity for (webob's).
+UNVERIFIED = "This server could not verify that you are authorized to access it."
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,7 @@ def from_headers(request: web.Request, request_id: str) -> Identity:
     """The identity an authenticating proxy set, or 401."""
     headers = request.headers
     if headers.get("X-Identity-Status", "").lower() != "confirmed":
-        raise ApiError(401, "This server could not verify that you are authorized to access it.")
+        raise ApiError(401, UNVERIFIED)
     project = headers.get("X-Project-Id") or headers.get("X-Tenant-Id")
     if not project:
         raise ApiError(401, "The authenticating proxy sent no X-Project-Id.")
