@@ -9,10 +9,12 @@ import signal
 from aiohttp import web
 
 from worker.api.app import build_app, close_state, open_state
+from worker.api.exposure import exposure_of
 from worker.api.keystone import KeystoneUnavailable
 from worker.api.state import ApiState
 from worker.config.address import parse_address
 from worker.config.settings import Settings
+from worker.config.source import CONFIGURATION_REFUSED
 from worker.daemon.startup import DependencyRefused, database, reach
 from worker.notifications.relay import notification_relay, process_relay_id
 
@@ -90,10 +92,16 @@ async def _until_signalled() -> None:
 
 
 def run_api(settings: Settings) -> int:
-    """``imgworker api``: the exit status (2 when the database refuses the configuration)."""
+    """``imgworker api``: the exit status (2 when its exposure or the database refuses it)."""
+    exposure = exposure_of(settings.api)
+    if (refusal := exposure.refusal()) is not None:
+        log.error("cannot start: %s", refusal)
+        return CONFIGURATION_REFUSED
+    for warning in exposure.warnings():
+        log.warning(warning)
     try:
         asyncio.run(serve(settings))
     except DependencyRefused as refused:
         log.error("cannot start: %s", refused)
-        return 2
+        return CONFIGURATION_REFUSED
     return 0

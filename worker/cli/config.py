@@ -18,21 +18,31 @@ def config_group() -> None:
 @pass_env
 def config_check(env: Env) -> None:
     """Validate the configuration; say exactly what is wrong and where (exit 2)."""
+    from worker.api.exposure import exposure_of
     from worker.config.settings import ConfigError, load_settings
+    from worker.config.source import CONFIGURATION_REFUSED
 
+    source = env.config or "built-in defaults"
     try:
         settings = load_settings(env.config)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
-        sys.exit(2)
-    click.echo(f"configuration OK: {env.config or 'built-in defaults'}")
+        sys.exit(CONFIGURATION_REFUSED)
+    exposure = exposure_of(settings.api)
+    if (refusal := exposure.refusal()) is not None:
+        click.echo(f"{source}: {refusal}", err=True)
+        sys.exit(CONFIGURATION_REFUSED)
+    click.echo(f"configuration OK: {source}")
     click.echo(f"  database {settings.database.url}")
     click.echo(f"  broker   {settings.broker.url} queue {settings.broker.queue}")
     stores = ", ".join(
         f"{name} ({config.type})" for name, config in settings.stores.backends.items()
     )
     click.echo(f"  stores   {stores}; default {settings.stores.default}")
-    click.echo(f"  api      {settings.api.listen}, auth {settings.api.auth}")
+    click.echo(f"  api      {settings.api.listen}: {exposure.reach()}")
+    click.echo(f"  identity {exposure.identity()}")
+    for warning in exposure.warnings():
+        click.echo(f"  WARNING  {warning}")
     if settings.api.auth == "keystone":
         keystone = settings.keystone
         who = keystone.application_credential_id or (

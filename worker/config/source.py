@@ -23,6 +23,11 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./imgworker.db"
 DATABASE_KEYS = frozenset({"url", "auto_upgrade"})
 
 
+#: The exit status of a command its configuration stops (``config check``, a refused start):
+#: starting again cannot help, so the systemd units do not restart on it.
+CONFIGURATION_REFUSED = 2
+
+
 class ConfigError(Exception):
     """The configuration cannot be used; the message lists every problem and where it is."""
 

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from flows.background import cancel_and_wait
 from worker.config.settings import Settings
+from worker.config.source import CONFIGURATION_REFUSED
 from worker.daemon import startup
 from worker.daemon.client import LazyPublisher
 from worker.daemon.consumer import Consumer
@@ -180,5 +181,5 @@ def run_daemon(settings: Settings) -> int:
         asyncio.run(Daemon(settings).run())
     except DependencyRefused as refused:
         log.error("cannot start: %s", refused)
-        return 2
+        return CONFIGURATION_REFUSED
     return 0
