@@ -76,3 +76,35 @@ def test_a_keystone_configuration_is_summarised_without_its_secret(tmp_path: Pat
         "tokens cached 60 s at most"
     ) in result.output
     assert "s3cret-pass" not in result.output
+
+
+def test_an_unauthenticated_network_listener_is_refused_in_one_line() -> None:
+    result = CliRunner().invoke(
+        main, ["config", "check"], env={"IMGWORKER_API__LISTEN": "0.0.0.0:9292"}
+    )
+    assert result.exit_code == 2
+    (line,) = result.output.splitlines()
+    assert line.startswith('built-in defaults: [api] auth = "none" makes every caller an admin')
+    assert "[api] allow_unauthenticated_network = true" in line
+
+
+def test_the_exposure_is_summarised(tmp_path: Path) -> None:
+    config = tmp_path / "open.toml"
+    config.write_text('[api]\nlisten = "[::]:9292"\nallow_unauthenticated_network = true\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "check"], env={})
+    assert result.exit_code == 0, result.output
+    assert "  api      [::]:9292: every address of this host, reachable from other hosts\n" in (
+        result.output
+    )
+    assert "  identity none: callers from anywhere are admins of project admin" in result.output
+    assert "  WARNING  [api] allow_unauthenticated_network = true: anyone who reaches" in (
+        result.output
+    )
+    config.write_text('[api]\nauth = "headers"\ntrusted_proxies = ["192.0.2.7", "fd00::/64"]\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "check"], env={})
+    assert "  api      127.0.0.1:9292: loopback only (this host)\n" in result.output
+    assert (
+        "  identity headers set by an authenticating proxy, believed from 192.0.2.7/32, "
+        "fd00::/64 ([api] trusted_proxies)"
+    ) in result.output
+    assert "WARNING" not in result.output
