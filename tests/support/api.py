@@ -88,13 +88,13 @@ class ApiProcess:
             time.sleep(0.2)
 
 
-def start_api(config: Path, root: Path, name: str = "api", **environment: str) -> ApiProcess:
-    """Start ``imgworker api`` on a free port and wait until it answers."""
+def start_api(
+    config: Path, root: Path, name: str = "api", host: str = "127.0.0.1", **environment: str
+) -> ApiProcess:
+    """Start ``imgworker api`` on ``host`` and a free port and wait until it answers."""
     port = free_port()
     log = root / f"{name}.log"
-    env = dict(
-        os.environ, IMGWORKER_CONFIG=str(config), IMGWORKER_API__LISTEN=f'"127.0.0.1:{port}"'
-    )
+    env = dict(os.environ, IMGWORKER_CONFIG=str(config), IMGWORKER_API__LISTEN=f'"{host}:{port}"')
     env.update(environment)
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -112,10 +112,10 @@ def start_api(config: Path, root: Path, name: str = "api", **environment: str) -
 
 @contextmanager
 def running_api(
-    config: Path, root: Path, name: str = "api", **environment: str
+    config: Path, root: Path, name: str = "api", host: str = "127.0.0.1", **environment: str
 ) -> Iterator[ApiProcess]:
     """An API process for the duration; SIGTERM at the end (SIGKILL after 20 s)."""
-    api = start_api(config, root, name, **environment)
+    api = start_api(config, root, name, host, **environment)
     try:
         yield api
     finally:
