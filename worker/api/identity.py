@@ -1,7 +1,8 @@
 """Who is calling: the identity of each request, by ``[api] auth``.
 
 - ``none``: Glance's unauthenticated context, made usable: every caller is an admin of
-  ``[api] default_project`` (a laptop, a test).
+  ``[api] default_project`` (a laptop, a test); served on loopback only unless the operator
+  says otherwise (:mod:`worker.api.exposure`).
 - ``headers``: an authenticating proxy in front (keystonemiddleware's contract) sets
   ``X-Identity-Status: Confirmed``, ``X-Project-Id``, ``X-User-Id`` and ``X-Roles``; a request
   without them is refused with 401, and so is one from a peer that is not a trusted proxy
