@@ -31,4 +31,12 @@ echo "== deploy/"
 deploy/check-deploy.sh
 
 echo "== tests"
-.venv/bin/pytest -p no:cacheprovider "$@" tests
+# Test files run on several workers at once (each file whole on one worker, so its module
+# fixtures — Ceph clusters, a Keystone — start once): most tests wait on services, leases
+# and shaped links rather than on the CPU. IMGWORKER_TEST_WORKERS=1 runs them one by one.
+workers=${IMGWORKER_TEST_WORKERS:-4}
+if [ "$workers" -gt 1 ]; then
+  .venv/bin/pytest -p no:cacheprovider -n "$workers" --dist loadfile "$@" tests
+else
+  .venv/bin/pytest -p no:cacheprovider "$@" tests
+fi

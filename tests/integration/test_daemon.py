@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +22,7 @@ from flows.request import ImportRequest
 from tests.support.enqueue import publish
 from tests.support.http import serve_app
 from tests.support.images import MiB, convert, make_sparse_raw
+from tests.support.rabbitmq import private_rabbitmq
 from tests.support.services import require_tcp
 from tests.support.tasks import STORES, enqueue_download, opened, terminal, until
 from tests.support.workers import (
@@ -79,8 +79,8 @@ async def cleanup_broker(topology: Topology) -> AsyncIterator[None]:
     await delete_topology(topology)
 
 
-async def _queue_depth(queue: str) -> int:
-    connection = await aio_pika.connect(AMQP)
+async def _queue_depth(queue: str, url: str = AMQP) -> int:
+    connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
         declared = await channel.declare_queue(queue, passive=True)
@@ -402,32 +402,33 @@ async def test_sigterm_during_an_import_drains_within_the_grace(
 async def test_rabbitmq_restart_while_idle_and_while_importing(
     tmp_path: Path, postgres_url: str, topology: Topology, source: str
 ) -> None:
-    config = write_config(tmp_path, postgres_url, topology)
-    services = await Services.open(load_settings(str(config), environ={}))
-    try:
-        with running_workers(config, tmp_path, 2) as workers:
-            _restart_rabbitmq()
-            await until(_all_ready(workers), 60, "consumers to come back")
-            _image, task_id = await enqueue_download(services, f"{source}/slow.raw")
+    # A broker of the test's own: the machine's RabbitMQ serves every other test running.
+    with private_rabbitmq() as broker:
+        config = write_config(tmp_path, postgres_url, topology, broker_url=broker.url)
+        services = await Services.open(load_settings(str(config), environ={}))
+        try:
+            with running_workers(config, tmp_path, 2) as workers:
+                broker.restart()
+                await until(_all_ready(workers), 60, "consumers to come back")
+                _image, task_id = await enqueue_download(services, f"{source}/slow.raw")
 
-            async def claimed() -> bool:
-                return (await services.tasks.get(task_id)).claimed_by is not None
+                async def claimed() -> bool:
+                    return (await services.tasks.get(task_id)).claimed_by is not None
 
-            await until(claimed, 30, "the import to start")
-            _restart_rabbitmq()
-            task = await terminal(services, task_id)
-            assert task.status == "success", task.message
-            await until(_all_ready(workers), 60, "consumers to come back again")
-            _second, second_task = await enqueue_download(services, f"{source}/small.raw")
-            assert (await terminal(services, second_task)).status == "success"
+                await until(claimed, 30, "the import to start")
+                broker.restart()
+                task = await terminal(services, task_id)
+                assert task.status == "success", task.message
+                await until(_all_ready(workers), 60, "consumers to come back again")
+                _second, second_task = await enqueue_download(services, f"{source}/small.raw")
+                assert (await terminal(services, second_task)).status == "success"
 
-            async def drained() -> bool:
-                return await _queue_depth(topology.queue) == 0
+                async def drained() -> bool:
+                    return await _queue_depth(topology.queue, broker.url) == 0
 
-            await until(drained, 60, "the queue to empty")
-    finally:
-        subprocess.run(["rabbitmqctl", "start_app"], check=False, capture_output=True)
-        await services.close()
+                await until(drained, 60, "the queue to empty")
+        finally:
+            await services.close()
 
 
 def _all_ready(workers: list[Worker]) -> Callable[[], Awaitable[bool]]:
@@ -435,8 +436,3 @@ def _all_ready(workers: list[Worker]) -> Callable[[], Awaitable[bool]]:
         return all(await asyncio.gather(*(asyncio.to_thread(w.ready) for w in workers)))
 
     return check
-
-
-def _restart_rabbitmq() -> None:
-    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=60)
-    subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)

@@ -81,11 +81,13 @@ def write_config(
     drain_grace_seconds: float = 10,
     concurrency: int = 2,
     max_parallel_stores: int = 1,
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/",
 ) -> Path:
     """A TOML configuration shared by every worker of a test."""
     lines = [
         f'[database]\nurl = "{database_url}"',
-        f'[broker]\nqueue = "{topology.queue}"\nexchange = "{topology.exchange}"\n'
+        f'[broker]\nurl = "{broker_url}"\n'
+        f'queue = "{topology.queue}"\nexchange = "{topology.exchange}"\n'
         f'dead_letter_exchange = "{topology.dead_exchange}"\n'
         f'dead_letter_queue = "{topology.dead_queue}"\ndelivery_limit = 5',
         f"[worker]\nconcurrency = {concurrency}\nlease_seconds = {lease_seconds}\n"
