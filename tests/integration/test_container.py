@@ -31,7 +31,13 @@ from tests.support.kubernetes import Mount, WorkerPod
 from tests.support.web_source import web_source
 from tests.support.workers import Topology, free_port
 
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.ceph]
+pytestmark = [
+    pytest.mark.rabbitmq,
+    pytest.mark.postgres,
+    pytest.mark.ceph,
+    # Without test.sh's image the first test builds it: cold, minutes on a loaded machine.
+    pytest.mark.timeout(900),
+]
 
 POD = WorkerPod.load()
 #: A file store, which the manifests leave to the operator: a writable volume at its path.
