@@ -46,6 +46,7 @@ COMMANDS: dict[str, str] = {
     "api": "worker.cli.api:api_command",
     "run": "worker.cli.daemon:run_command",
     "drain": "worker.cli.daemon:drain_command",
+    "health": "worker.cli.health:health_command",
     # administration
     "config": "worker.cli.config:config_group",
     "db": "worker.cli.db:db_group",

@@ -31,7 +31,10 @@ class _Handler(SimpleHTTPRequestHandler):
         step = max(int(self.rate / 10), 64 * 1024)
         with path.open("rb") as source:
             while chunk := source.read(step):
-                self.wfile.write(chunk)
+                try:
+                    self.wfile.write(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up (a cancelled import): nothing to report
                 time.sleep(len(chunk) / self.rate)
 
     def log_message(self, *args: Any) -> None:

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.services import require_program
 from tests.support.settings import make_settings
+from worker.config.address import local_url
 from worker.config.settings import Settings
 from worker.daemon import http as daemon_http
 from worker.daemon.http import (
@@ -293,3 +294,10 @@ def test_parse_address() -> None:
         parse_address("localhost")
     with pytest.raises(ValueError, match="not host:port"):
         parse_address("localhost:http")
+
+
+def test_local_url_reaches_a_wildcard_listener_over_loopback() -> None:
+    assert local_url("0.0.0.0:9480") == "http://127.0.0.1:9480"
+    assert local_url(":9480") == "http://127.0.0.1:9480"
+    assert local_url("[::]:9292") == "http://[::1]:9292"
+    assert local_url("10.0.0.5:9480") == "http://10.0.0.5:9480"

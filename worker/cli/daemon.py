@@ -34,10 +34,9 @@ def drain_command(env: Env, address: str | None) -> None:
 
     import aiohttp
 
-    from worker.config.address import parse_address
+    from worker.config.address import local_url
 
-    host, port = parse_address(address or env.settings.worker.http)
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    base = local_url(address or env.settings.worker.http)
     token = env.settings.worker.drain_token
     headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
 
@@ -45,7 +44,7 @@ def drain_command(env: Env, address: str | None) -> None:
         async with (
             aiohttp.ClientSession() as session,
             session.post(
-                f"http://{host}:{port}/drain",
+                f"{base}/drain",
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=10),
             ) as response,
@@ -55,7 +54,7 @@ def drain_command(env: Env, address: str | None) -> None:
     try:
         status = asyncio.run(post())
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise click.ClickException(f"no worker answers on {host}:{port}: {exc}") from exc
+        raise click.ClickException(f"no worker answers at {base}: {exc}") from exc
     if status != 202:
         raise click.ClickException(f"the worker answered {status}")
-    click.echo(f"drain started on {host}:{port}")
+    click.echo(f"drain started at {base}")

@@ -84,3 +84,11 @@ def listen_addresses(host: str) -> tuple[IpAddress, ...]:
         return ()
     resolved = (peer_ip(str(info[4][0])) for info in found)
     return tuple(dict.fromkeys(address for address in resolved if address is not None))
+
+
+def local_url(value: str) -> str:
+    """``http://host:port`` that reaches a server listening on ``value`` from its own host:
+    a wildcard address (``0.0.0.0``, ``::``) becomes the loopback address of its family."""
+    host, port = parse_address(value)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
