@@ -16,6 +16,8 @@ from worker.api.identity import (
     unauthenticated,
 )
 from worker.api.keystone import KeystoneClient
+from worker.api.policies.engine import PolicyEngine
+from worker.api.policies.files import PolicySources
 from worker.api.proxies import require_trusted_peer
 from worker.api.request_id import (
     REQUEST_ID_KEY,
@@ -66,8 +68,15 @@ def build_app(state: ApiState) -> web.Application:
     return app
 
 
-async def open_state(settings: Settings) -> ApiState:
+def load_policy(settings: Settings) -> PolicyEngine:
+    """The policy rules of ``[api] policy_file`` and ``policy_dirs`` (PolicyFileError when a
+    file cannot be applied: the API refuses to start rather than run with other rules)."""
+    return PolicyEngine(PolicySources.of(settings.api.policy_file, settings.api.policy_dirs))
+
+
+async def open_state(settings: Settings, policy: PolicyEngine | None = None) -> ApiState:
     """Connect to the database; the broker is connected on first use."""
+    policy = policy or load_policy(settings)
     records = await Records.open(
         settings.database,
         lease_seconds=settings.worker.lease_seconds,
@@ -79,6 +88,7 @@ async def open_state(settings: Settings) -> ApiState:
         publisher=LazyPublisher(settings.broker),
         stores=build_stores(settings),
         rules=SubmissionRules.from_settings(settings),
+        policy=policy,
         keystone=KeystoneClient(settings.keystone) if settings.api.auth == "keystone" else None,
     )
 

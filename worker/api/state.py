@@ -12,6 +12,7 @@ from flows.signing.properties import is_signed
 from flows.stores.base import Store
 from worker.api.identity import Identity
 from worker.api.keystone import KeystoneClient
+from worker.api.policies.engine import PolicyEngine
 from worker.config.settings import Settings
 from worker.daemon.client import LazyPublisher
 from worker.db.catalog import SqlCatalog
@@ -30,6 +31,8 @@ class ApiState:
     publisher: LazyPublisher
     stores: dict[str, Store]
     rules: SubmissionRules
+    #: Who may do what (worker.api.policy).
+    policy: PolicyEngine
     #: The token validator when ``[api] auth = "keystone"``.
     keystone: KeystoneClient | None = None
 
