@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from worker.api import data, discovery, images, imports, stores, tasks
+from worker.api import data, discovery, images, imports, metadefs, stores, tasks
 from worker.api.errors import Handler, errors_middleware
 from worker.api.identity import (
     IDENTITY_KEY,
@@ -27,6 +27,8 @@ from worker.api.request_id import (
 from worker.api.state import STATE_KEY, ApiState, state_of
 from worker.config.settings import Settings
 from worker.daemon.client import LazyPublisher
+from worker.db.engine import create_sessionmaker
+from worker.db.metadefs.catalog import MetadefCatalog
 from worker.tasks.services import Records, build_stores
 from worker.tasks.submission import SubmissionRules
 
@@ -63,7 +65,7 @@ def build_app(state: ApiState) -> web.Application:
     )
     app[STATE_KEY] = state
     app.on_response_prepare.append(add_request_id_header)
-    for module in (discovery, images, data, imports, tasks, stores):
+    for module in (discovery, images, data, imports, tasks, stores, metadefs):
         app.add_routes(module.ROUTES)
     return app
 
@@ -89,6 +91,7 @@ async def open_state(settings: Settings, policy: PolicyEngine | None = None) -> 
         stores=build_stores(settings),
         rules=SubmissionRules.from_settings(settings),
         policy=policy,
+        metadefs=MetadefCatalog(create_sessionmaker(records.engine)),
         keystone=KeystoneClient(settings.keystone) if settings.api.auth == "keystone" else None,
     )
 

@@ -16,6 +16,7 @@ from worker.api.policies.engine import PolicyEngine
 from worker.config.settings import Settings
 from worker.daemon.client import LazyPublisher
 from worker.db.catalog import SqlCatalog
+from worker.db.metadefs.catalog import MetadefCatalog
 from worker.tasks.services import Records
 from worker.tasks.submission import SubmissionRules
 
@@ -33,6 +34,8 @@ class ApiState:
     rules: SubmissionRules
     #: Who may do what (worker.api.policy).
     policy: PolicyEngine
+    #: The metadata definitions (worker.api.metadefs).
+    metadefs: MetadefCatalog
     #: The token validator when ``[api] auth = "keystone"``.
     keystone: KeystoneClient | None = None
 
