@@ -142,10 +142,7 @@ class MetadefCatalog(Transactional):
 
         async def work(session: AsyncSession) -> Item:
             row = await find_row(session, name, viewer)
-            found = await items.find(session, kind, row.id, item_name)
-            if found is None:
-                raise kind.missing(item_name, name)
-            return items.item(found)
+            return items.item(await _existing(session, kind, row, item_name))
 
         return await self._in_transaction(work)
 
@@ -196,9 +193,7 @@ class MetadefCatalog(Transactional):
 
         async def work(session: AsyncSession) -> Item:
             row = await find_row(session, name, viewer)
-            found = await items.find(session, kind, row.id, item_name)
-            if found is None:
-                raise kind.missing(item_name, name)
+            found = await _existing(session, kind, row, item_name)
             if new.name != item_name and await items.find(session, kind, row.id, new.name):
                 raise kind.duplicate(new.name, name)
             items.write(found, new)
@@ -213,9 +208,7 @@ class MetadefCatalog(Transactional):
 
         async def work(session: AsyncSession) -> None:
             row = await find_row(session, name, viewer)
-            found = await items.find(session, kind, row.id, item_name)
-            if found is None:
-                raise kind.missing(item_name, name)
+            found = await _existing(session, kind, row, item_name)
             if row.protected:
                 raise MetadefProtected(
                     f"Metadata definition {kind.value} {item_name} is protected and cannot be "
@@ -338,6 +331,15 @@ async def _associate(
     session.add(added)
     await session.flush()
     return added
+
+
+async def _existing(
+    session: AsyncSession, kind: Kind, namespace: MetadefNamespace, name: str
+) -> items.Row:
+    found = await items.find(session, kind, namespace.id, name)
+    if found is None:
+        raise kind.missing(name, namespace.namespace)
+    return found
 
 
 async def _taken(session: AsyncSession, name: str) -> bool:
