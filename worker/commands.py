@@ -50,6 +50,7 @@ COMMANDS: dict[str, str] = {
     # administration
     "config": "worker.cli.config:config_group",
     "db": "worker.cli.db:db_group",
+    "policy": "worker.cli.policy:policy_group",
 }
 
 

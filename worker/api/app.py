@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from worker.api import data, discovery, images, imports, stores, tasks
+from worker.api import data, discovery, images, imports, metadefs, stores, tasks
 from worker.api.errors import Handler, errors_middleware
 from worker.api.identity import (
     IDENTITY_KEY,
@@ -16,6 +16,8 @@ from worker.api.identity import (
     unauthenticated,
 )
 from worker.api.keystone import KeystoneClient
+from worker.api.policies.engine import PolicyEngine
+from worker.api.policies.files import PolicySources
 from worker.api.proxies import require_trusted_peer
 from worker.api.request_id import (
     REQUEST_ID_KEY,
@@ -25,6 +27,8 @@ from worker.api.request_id import (
 from worker.api.state import STATE_KEY, ApiState, state_of
 from worker.config.settings import Settings
 from worker.daemon.client import LazyPublisher
+from worker.db.engine import create_sessionmaker
+from worker.db.metadefs.catalog import MetadefCatalog
 from worker.tasks.services import Records, build_stores
 from worker.tasks.submission import SubmissionRules
 
@@ -61,13 +65,20 @@ def build_app(state: ApiState) -> web.Application:
     )
     app[STATE_KEY] = state
     app.on_response_prepare.append(add_request_id_header)
-    for module in (discovery, images, data, imports, tasks, stores):
+    for module in (discovery, images, data, imports, tasks, stores, metadefs):
         app.add_routes(module.ROUTES)
     return app
 
 
-async def open_state(settings: Settings) -> ApiState:
+def load_policy(settings: Settings) -> PolicyEngine:
+    """The policy rules of ``[api] policy_file`` and ``policy_dirs`` (PolicyFileError when a
+    file cannot be applied: the API refuses to start rather than run with other rules)."""
+    return PolicyEngine(PolicySources.of(settings.api.policy_file, settings.api.policy_dirs))
+
+
+async def open_state(settings: Settings, policy: PolicyEngine | None = None) -> ApiState:
     """Connect to the database; the broker is connected on first use."""
+    policy = policy or load_policy(settings)
     records = await Records.open(
         settings.database,
         lease_seconds=settings.worker.lease_seconds,
@@ -79,6 +90,8 @@ async def open_state(settings: Settings) -> ApiState:
         publisher=LazyPublisher(settings.broker),
         stores=build_stores(settings),
         rules=SubmissionRules.from_settings(settings),
+        policy=policy,
+        metadefs=MetadefCatalog(create_sessionmaker(records.engine)),
         keystone=KeystoneClient(settings.keystone) if settings.api.auth == "keystone" else None,
     )
 

@@ -58,8 +58,6 @@ def check_core(key: str, value: Any, api: ApiSettings, identity: Identity) -> An
             raise bad_request(
                 f"Invalid visibility {value!r}; use one of {', '.join(VISIBILITIES)}."
             )
-        if value == "public" and not identity.is_admin:
-            raise forbidden("You are not authorized to publicize images: it needs the admin role.")
         return value
     if key in ("protected", "os_hidden"):
         if not isinstance(value, bool):

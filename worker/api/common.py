@@ -11,7 +11,7 @@ from aiohttp import web
 from flows.records import ImageRecord
 from worker.api.errors import not_found
 from worker.api.identity import Identity, identity_of
-from worker.api.policy import require_reader
+from worker.api.policy import enforce_on_image
 from worker.api.state import ApiState, state_of
 
 
@@ -45,8 +45,9 @@ def json_response(
 
 
 async def visible_image(request: web.Request) -> tuple[ApiState, Identity, ImageRecord]:
-    """The state, the caller, and the image of the path if the caller may see it (else 404)."""
+    """The state, the caller, and the image of the path if the caller may see it: the
+    catalogue finds it and the ``get_image`` rule admits them (else 404)."""
     state, identity = state_of(request), identity_of(request)
-    require_reader(identity)
     image = await state.catalog.find(path_image_id(request), identity.viewer())
+    enforce_on_image(request, "get_image", image)
     return state, identity, image

@@ -18,7 +18,7 @@ from worker.api.common import visible_image
 from worker.api.errors import ApiError, conflict, forbidden
 from worker.api.identity import Identity
 from worker.api.imports import STORE_HEADER
-from worker.api.policy import require_owner
+from worker.api.policy import enforce_on_image
 from worker.api.state import ApiState
 from worker.daemon.client import enqueue_import
 from worker.tasks.staging import stage_stream
@@ -33,8 +33,8 @@ _ZEROS = bytes(SEND_SIZE)
 
 async def stage(request: web.Request) -> web.Response:
     """``PUT /v2/images/{image_id}/stage``: stream the body into the shared staging area."""
-    state, identity, image = await visible_image(request)
-    require_owner(identity, image, "stage data for")
+    state, _identity, image = await visible_image(request)
+    enforce_on_image(request, "modify_image", image)
     _require_method(state, GLANCE_DIRECT)
     require_media_type(request, (OCTET_STREAM,))
     size = await _stage_body(request, state, image)
@@ -51,7 +51,7 @@ async def upload(request: web.Request) -> web.Response:
     answers 204 anyway (the data is safe; the image goes active when its task ends).
     """
     state, identity, image = await visible_image(request)
-    require_owner(identity, image, "upload data to")
+    enforce_on_image(request, "upload_image", image)
     require_media_type(request, (OCTET_STREAM,))
     await _stage_body(request, state, image)
     task_id = await enqueue_import(
@@ -118,6 +118,7 @@ def _require_method(state: ApiState, method: str) -> None:
 async def download(request: web.Request) -> web.StreamResponse:
     """``GET /v2/images/{image_id}/file``: stream the data from a store that has it."""
     state, identity, image = await visible_image(request)
+    enforce_on_image(request, "download_image", image)
     if image.status == ImageStatus.DEACTIVATED:
         raise forbidden(
             "The requested image has been deactivated. Image data download is forbidden."

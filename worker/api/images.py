@@ -19,11 +19,18 @@ from worker.api.attributes import (
 )
 from worker.api.bodies import read_json, read_json_object, require_media_type
 from worker.api.common import is_uuid, json_response, visible_image
-from worker.api.errors import bad_request, not_found
+from worker.api.errors import bad_request, forbidden, not_found
 from worker.api.identity import Identity, identity_of
 from worker.api.listing import page_links, parse_image_query
 from worker.api.patch import PATCH_TYPES, parse_operations, plan_changes
-from worker.api.policy import require_owner, require_reader, require_writer
+from worker.api.policy import (
+    allowed,
+    enforce,
+    enforce_on_image,
+    enforce_visibility,
+    image_target,
+    own_project,
+)
 from worker.api.state import ApiState, state_of
 from worker.api.views import image_view
 from worker.daemon.messages import TaskMessage
@@ -35,9 +42,9 @@ log = logging.getLogger(__name__)
 async def create_image(request: web.Request) -> web.Response:
     """``POST /v2/images``: record a new ``queued`` image."""
     state, identity = state_of(request), identity_of(request)
-    require_writer(identity, "create images")
     body = await read_json_object(request, state.settings.api.max_json_bytes)
     new = _new_image(body, state, identity)
+    _may_create(request, identity, new)
     image = await state.catalog.create(new)
     log.info("image %s created by project %s", image.id, identity.project_id)
     base = _base_url(request, state)
@@ -71,6 +78,15 @@ def _new_image(body: dict[str, Any], state: ApiState, identity: Identity) -> New
     return NewImage(**fields, properties=properties)
 
 
+def _may_create(request: web.Request, identity: Identity, new: NewImage) -> None:
+    """Glance's ``add_image`` on the proposed owner and visibility, then the visibility's."""
+    target = {"project_id": new.owner, "owner": new.owner, "visibility": new.visibility}
+    if not allowed(request, "add_image", target) and new.owner != identity.project_id:
+        raise forbidden(f"You are not permitted to create images owned by '{new.owner}'.")
+    enforce(request, "add_image", target)
+    enforce_visibility(request, new.visibility, target)
+
+
 def _base_url(request: web.Request, state: ApiState) -> str:
     configured = state.settings.api.public_url.rstrip("/")
     return configured or f"{request.scheme}://{request.host}"
@@ -79,16 +95,17 @@ def _base_url(request: web.Request, state: ApiState) -> str:
 async def list_images(request: web.Request) -> web.Response:
     """``GET /v2/images``: one page of the images the caller may list."""
     state, identity = state_of(request), identity_of(request)
-    require_reader(identity)
+    enforce(request, "get_images", own_project(identity))
     query = parse_image_query(request.query, state.settings.api)
     try:
-        images = await state.catalog.list(query, identity.viewer())
+        found = await state.catalog.list(query, identity.viewer())
     except NotFound as missing:
         raise bad_request(str(missing)) from missing
+    full_page = query.limit > 0 and len(found) == query.limit
+    images = [i for i in found if allowed(request, "get_image", image_target(i, identity))]
     shows = state.shows_locations(identity)
-    full_page = query.limit > 0 and len(images) == query.limit
     body: dict[str, Any] = {"images": [image_view(i, show_locations=shows) for i in images]}
-    body.update(page_links(request.query, images[-1].id if full_page else None))
+    body.update(page_links(request.query, found[-1].id if full_page else None))
     body["schema"] = "/v2/schemas/images"
     return json_response(body)
 
@@ -103,9 +120,11 @@ async def update_image(request: web.Request) -> web.Response:
     """``PATCH /v2/images/{image_id}``: apply a JSON patch (Glance's media types)."""
     media = require_media_type(request, PATCH_TYPES)
     state, identity, image = await visible_image(request)
-    require_owner(identity, image, "update")
+    enforce_on_image(request, "modify_image", image)
     body = await read_json(request, state.settings.api.max_json_bytes, PATCH_TYPES)
     changes = plan_changes(image, parse_operations(body, media), state.settings.api, identity)
+    if "visibility" in changes.core:
+        enforce_visibility(request, changes.core["visibility"], image_target(image, identity))
     updated = await state.catalog.update(image.id, changes)
     return json_response(image_view(updated, show_locations=state.shows_locations(identity)))
 
@@ -113,7 +132,7 @@ async def update_image(request: web.Request) -> web.Response:
 async def delete_image(request: web.Request) -> web.Response:
     """``DELETE /v2/images/{image_id}``: gone at once; the workers remove its data."""
     state, identity, image = await visible_image(request)
-    require_owner(identity, image, "delete")
+    enforce_on_image(request, "delete_image", image)
     deletion = await state.catalog.delete(image.id, identity.task_owner())
     if deletion.task is not None:
         await publish_delete(state, identity, image, deletion.task.id, deletion.task.type)
@@ -134,8 +153,8 @@ async def publish_delete(
 
 async def add_tag(request: web.Request) -> web.Response:
     """``PUT /v2/images/{image_id}/tags/{tag}``."""
-    state, identity, image = await visible_image(request)
-    require_owner(identity, image, "tag")
+    state, _identity, image = await visible_image(request)
+    enforce_on_image(request, "modify_image", image)
     tags = check_tags([*image.tags, request.match_info["tag"]])
     await state.catalog.update(image.id, ImageChanges(tags=tags))
     return web.Response(status=204)
@@ -143,8 +162,8 @@ async def add_tag(request: web.Request) -> web.Response:
 
 async def delete_tag(request: web.Request) -> web.Response:
     """``DELETE /v2/images/{image_id}/tags/{tag}``."""
-    state, identity, image = await visible_image(request)
-    require_owner(identity, image, "untag")
+    state, _identity, image = await visible_image(request)
+    enforce_on_image(request, "modify_image", image)
     tag = request.match_info["tag"]
     if tag not in image.tags:
         raise not_found(f"Tag {tag} not found on image {image.id}.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flows.states import ImageStatus, TaskStatus, TaskType
+from worker.api.metadefs.schemas import metadef_schemas
 from worker.config.settings import ApiSettings
 
 UUID_PATTERN = (
@@ -207,4 +208,5 @@ def all_schemas(api: ApiSettings) -> dict[str, dict[str, Any]]:
         "tasks": tasks_schema(),
         "member": member_schema(),
         "members": members_schema(),
+        **metadef_schemas(),
     }

@@ -8,9 +8,11 @@ import signal
 
 from aiohttp import web
 
-from worker.api.app import build_app, close_state, open_state
+from worker.api.app import build_app, close_state, load_policy, open_state
 from worker.api.exposure import exposure_of
 from worker.api.keystone import KeystoneUnavailable
+from worker.api.policies.files import PolicyFileError
+from worker.api.policies.watcher import watching
 from worker.api.state import ApiState
 from worker.config.address import parse_address
 from worker.config.settings import Settings
@@ -28,12 +30,15 @@ async def serve(settings: Settings) -> None:
     """Listen on ``[api] listen`` until a signal asks to stop.
 
     The database is waited for with backoff (one log line per attempt) when it is not up
-    yet; the broker is connected on first use, so it may come later still.
+    yet; the broker is connected on first use, so it may come later still. The policy files
+    are read first: a file that cannot be applied stops the start (PolicyFileError).
     """
-    state = await reach(database(settings.database.url), lambda: open_state(settings), {})
+    policy = load_policy(settings)
+    state = await reach(database(settings.database.url), lambda: open_state(settings, policy), {})
     try:
-        async with notification_relay(
-            settings, state.records.notifications, process_relay_id("api")
+        async with (
+            notification_relay(settings, state.records.notifications, process_relay_id("api")),
+            watching(policy, settings.api.policy_reload_seconds),
         ):
             await _serve_until_signalled(settings, state)
     finally:
@@ -92,7 +97,8 @@ async def _until_signalled() -> None:
 
 
 def run_api(settings: Settings) -> int:
-    """``imgworker api``: the exit status (2 when its exposure or the database refuses it)."""
+    """``imgworker api``: the exit status (2 when its exposure or the database refuses it, or
+    a policy file cannot be applied)."""
     exposure = exposure_of(settings.api)
     if (refusal := exposure.refusal()) is not None:
         log.error("cannot start: %s", refusal)
@@ -103,5 +109,8 @@ def run_api(settings: Settings) -> int:
         asyncio.run(serve(settings))
     except DependencyRefused as refused:
         log.error("cannot start: %s", refused)
+        return CONFIGURATION_REFUSED
+    except PolicyFileError as refused:
+        log.error("cannot start: policy not applied: %s", refused)
         return CONFIGURATION_REFUSED
     return 0

@@ -12,9 +12,11 @@ from flows.signing.properties import is_signed
 from flows.stores.base import Store
 from worker.api.identity import Identity
 from worker.api.keystone import KeystoneClient
+from worker.api.policies.engine import PolicyEngine
 from worker.config.settings import Settings
 from worker.daemon.client import LazyPublisher
 from worker.db.catalog import SqlCatalog
+from worker.db.metadefs.catalog import MetadefCatalog
 from worker.tasks.services import Records
 from worker.tasks.submission import SubmissionRules
 
@@ -30,6 +32,10 @@ class ApiState:
     publisher: LazyPublisher
     stores: dict[str, Store]
     rules: SubmissionRules
+    #: Who may do what (worker.api.policy).
+    policy: PolicyEngine
+    #: The metadata definitions (worker.api.metadefs).
+    metadefs: MetadefCatalog
     #: The token validator when ``[api] auth = "keystone"``.
     keystone: KeystoneClient | None = None
 

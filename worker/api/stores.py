@@ -9,7 +9,7 @@ from aiohttp import web
 from worker.api.common import visible_image
 from worker.api.errors import conflict
 from worker.api.images import publish_delete
-from worker.api.policy import require_owner
+from worker.api.policy import enforce_on_image
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,8 @@ async def delete_from_store(request: web.Request) -> web.Response:
     state, identity, image = await visible_image(request)
     if store not in state.settings.stores.backends:
         raise conflict(f"The selected store {store} is not available on this node.")
-    require_owner(identity, image, "delete data of")
+    enforce_on_image(request, "get_image_location", image)
+    enforce_on_image(request, "delete_image_location", image)
     task = await state.catalog.delete_from_store(
         image.id,
         store,

@@ -7,16 +7,14 @@ from aiohttp import web
 from flows.errors import NotFound
 from worker.api.common import is_uuid, json_response, visible_image
 from worker.api.errors import not_found
-from worker.api.identity import identity_of
-from worker.api.policy import require_owner, require_reader
+from worker.api.policy import Hidden, enforce
 from worker.api.state import state_of
 from worker.api.views import task_view
 
 
 async def show_task(request: web.Request) -> web.Response:
-    """One task, to an admin or the project that asked for it (others get 404)."""
-    state, identity = state_of(request), identity_of(request)
-    require_reader(identity)
+    """One task, to whom ``tasks_api_access`` admits on the task's project (others: 404)."""
+    state = state_of(request)
     task_id = request.match_info["task_id"]
     missing = not_found(f"Task with the given id {task_id} not found")
     if not is_uuid(task_id):
@@ -25,15 +23,14 @@ async def show_task(request: web.Request) -> web.Response:
         task = await state.records.tasks.get(task_id)
     except NotFound:
         raise missing from None
-    if not identity.is_admin and task.owner != identity.project_id:
-        raise missing
+    hidden = Hidden("tasks_api_access", str(missing))
+    enforce(request, "tasks_api_access", {"project_id": task.owner}, hidden)
     return json_response(task_view(task))
 
 
 async def image_tasks(request: web.Request) -> web.Response:
-    """The tasks of an image, oldest first, to its owner or an admin."""
-    state, identity, image = await visible_image(request)
-    require_owner(identity, image, "see the tasks of")
+    """The tasks of an image, oldest first, to whoever may see the image (as Glance)."""
+    state, _identity, image = await visible_image(request)
     tasks = await state.records.tasks.list_for_image(image.id)
     return json_response({"tasks": [task_view(task) for task in tasks]})
 

@@ -225,6 +225,13 @@ class ApiSettings(_Section):
     show_locations: Literal["never", "admin", "everyone"] = "admin"
     #: Seconds ``PUT /v2/images/{id}/file`` (a classic upload) waits for its import to end.
     upload_wait_seconds: float = Field(default=3600.0, gt=0)
+    #: Policy file in oslo.policy's YAML (or JSON) format, overriding Glance's default rules
+    #: (docs/policy.md); empty: the defaults alone. Re-read when it changes.
+    policy_file: str = ""
+    #: Directories of more policy files, applied after ``policy_file`` in name order.
+    policy_dirs: tuple[str, ...] = ()
+    #: Seconds between two looks for a changed policy file.
+    policy_reload_seconds: float = Field(default=2.0, gt=0)
 
     @field_validator("listen")
     @classmethod
@@ -376,6 +383,15 @@ class NotificationSettings(_Section):
         return self.url or broker.url
 
 
+class MetadefSettings(_Section):
+    """``[metadefs]``: the metadata definitions API (docs/metadefs.md)."""
+
+    #: Metadef records (namespaces, objects, properties, tags, resource type associations)
+    #: one project may own through the API; -1: no limit. Callers the ``context_is_admin``
+    #: rule admits, and ``imgworker db load-metadefs``, are not limited.
+    project_limit: int = Field(default=1000, ge=-1)
+
+
 class Settings(BaseModel):
     """The whole configuration."""
 
@@ -392,6 +408,7 @@ class Settings(BaseModel):
     inject_metadata: InjectMetadataSettings = InjectMetadataSettings()
     api: ApiSettings = ApiSettings()
     keystone: KeystoneSettings = KeystoneSettings()
+    metadefs: MetadefSettings = MetadefSettings()
     notifications: NotificationSettings = NotificationSettings()
 
     @model_validator(mode="after")
