@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from flows.states import LocationStatus
+
 IMPORTING_TO_STORES = "os_glance_importing_to_stores"
 FAILED_IMPORT = "os_glance_failed_import"
 IMPORT_LOCK = "os_glance_import_task"
@@ -19,7 +21,7 @@ class Location:
 
     url: str
     store: str
-    status: str = "active"
+    status: str = LocationStatus.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class ImageRecord:
         """The stores holding an active location, in location order (Glance's ``stores``)."""
         seen: list[str] = []
         for location in self.locations:
-            if location.status == "active" and location.store not in seen:
+            if location.status == LocationStatus.ACTIVE and location.store not in seen:
                 seen.append(location.store)
         return seen
 

@@ -32,11 +32,6 @@ class TaskStatus(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"
 
-    @property
-    def is_terminal(self) -> bool:
-        """True once the task has ended (success or failure)."""
-        return self in TERMINAL_TASK_STATUSES
-
 
 #: Statuses a task never leaves.
 TERMINAL_TASK_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILURE})
@@ -58,6 +53,11 @@ class TaskType(StrEnum):
     STORE_DELETE = "store_delete"
 
 
+#: Task types whose work is removing data (their message carries no request: what to delete
+#: is in the task row).
+DELETE_TASK_TYPES = (TaskType.IMAGE_DELETE, TaskType.STORE_DELETE)
+
+
 class LocationStatus(StrEnum):
     """``image_locations.status``."""
 
@@ -67,8 +67,16 @@ class LocationStatus(StrEnum):
     DELETED = "deleted"
 
 
+class MemberStatus(StrEnum):
+    """``image_members.status``: whether the project an image is shared with accepted it."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
 class StepResult(StrEnum):
-    """How one step run ended (the ``result`` label of the step metrics)."""
+    """How one step run, or one store write, ended (the ``result`` label of their metrics)."""
 
     SUCCESS = "success"
     FAILURE = "failure"

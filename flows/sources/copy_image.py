@@ -10,6 +10,7 @@ from pathlib import Path
 from flows.errors import ImageStateConflict, SourceError
 from flows.records import ImageRecord, Location
 from flows.sparse import ImageReader, write_sparse
+from flows.states import LocationStatus
 from flows.stores.base import Store
 from flows.threads import run_stoppable
 
@@ -18,7 +19,7 @@ def pick_source(image: ImageRecord, stores: Mapping[str, Store], targets: list[s
     """The first active location in a configured store that is not a target."""
     for location in image.locations:
         if (
-            location.status == "active"
+            location.status == LocationStatus.ACTIVE
             and location.store in stores
             and location.store not in targets
         ):

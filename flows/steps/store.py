@@ -22,6 +22,7 @@ from flows.events import Announcement, EventType, UploadFailure, failure_kind
 from flows.fanout import FanOut
 from flows.records import IMPORTING_TO_STORES
 from flows.sparse import ImageReader, SparseFileReader
+from flows.states import StepResult
 from flows.steps.in_turn import WritesInTurn
 from flows.stores.base import InPlaceWritable, ProgressCallback, StoredImage
 
@@ -125,7 +126,7 @@ class StoreStep:
             self._url = None
             await store.delete(stored.url)
             raise
-        ctx.observer.store_write(self.store, "success")
+        ctx.observer.store_write(self.store, StepResult.SUCCESS)
         log.info(
             "stored in %s: %d bytes written, %d zero bytes skipped",
             self.store,
@@ -185,7 +186,7 @@ class StoreStep:
         detail = str(exc) if isinstance(exc, StoreWriteFailed) else f"store {self.store!r}: {exc}"
         log.warning("write to store %s failed: %s", self.store, detail)
         ctx.failed[self.store] = detail
-        ctx.observer.store_write(self.store, "failure")
+        ctx.observer.store_write(self.store, StepResult.FAILURE)
         # Its own moment: a resumed task that now writes this store announces the success.
         moment = f"{self.name}:failed"
         failure = UploadFailure(failure_kind(exc), detail)

@@ -12,7 +12,7 @@ from flows.errors import ImageStateConflict, NotFound
 from flows.records import ImageRecord, Location
 from flows.request import GLANCE_DIRECT, ImportRequest
 from flows.sparse import Segment
-from flows.states import ImageStatus, TaskStatus
+from flows.states import ImageStatus, LocationStatus, TaskStatus, is_terminal
 from worker.api.bodies import require_media_type
 from worker.api.common import visible_image
 from worker.api.errors import ApiError, conflict, forbidden
@@ -105,7 +105,7 @@ async def _stage_body(request: web.Request, state: ApiState, image: ImageRecord)
 async def _wait_for_task(state: ApiState, task_id: str) -> str:
     while True:
         task = await state.records.tasks.get(task_id)
-        if task.status in (TaskStatus.SUCCESS, TaskStatus.FAILURE):
+        if is_terminal(task.status):
             return task.status
         await asyncio.sleep(0.5)
 
@@ -162,7 +162,7 @@ def _readable_location(state: ApiState, image: ImageRecord) -> Location | None:
     if image.status != ImageStatus.ACTIVE:
         return None
     for location in image.locations:
-        if location.status == "active" and location.store in state.stores:
+        if location.status == LocationStatus.ACTIVE and location.store in state.stores:
             return location
     if image.locations:
         raise NotFound(f"Image {image.id}'s data is in no store this API can read.")

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from multidict import MultiMapping
 
+from flows.states import MemberStatus
 from worker.api.errors import bad_request
 from worker.config.settings import ApiSettings
 from worker.db.listing import MATCH_COLUMNS, SORT_KEYS, Direction, ImageQuery, TimeOperator
@@ -34,7 +35,7 @@ KNOWN = frozenset(
     }
 )
 VISIBILITY_FILTERS = ("public", "private", "shared", "community", "all")
-MEMBER_STATUSES = ("pending", "accepted", "rejected", "all")
+MEMBER_STATUSES = (*MemberStatus, "all")
 TIME_OPERATORS = ("gt", "gte", "lt", "lte", "eq", "neq")
 
 
@@ -43,7 +44,7 @@ def parse_image_query(params: MultiMapping[str], api: ApiSettings) -> ImageQuery
     visibility = params.get("visibility")
     if visibility is not None and visibility not in VISIBILITY_FILTERS:
         raise bad_request(f"Invalid visibility value: {visibility}")
-    member_status = params.get("member_status", "accepted")
+    member_status = params.get("member_status", MemberStatus.ACCEPTED)
     if member_status not in MEMBER_STATUSES:
         raise bad_request(f"Invalid status value: {member_status}")
     return ImageQuery(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.states import ImageStatus, TaskStatus, TaskType
+from flows.states import ImageStatus, MemberStatus, TaskStatus, TaskType
 from worker.api.metadefs.schemas import metadef_schemas
 from worker.config.settings import ApiSettings
 
@@ -188,7 +188,7 @@ def member_schema() -> dict[str, Any]:
             "image_id": {"type": "string", "pattern": UUID_PATTERN},
             "created_at": {"type": "string"},
             "updated_at": {"type": "string"},
-            "status": {"type": "string", "enum": ["pending", "accepted", "rejected"]},
+            "status": {"type": "string", "enum": [s.value for s in MemberStatus]},
             "schema": {"type": "string", "readOnly": True},
         },
     }

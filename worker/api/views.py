@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flows.records import ImageRecord, TaskRecord
+from flows.states import LocationStatus
 
 #: Core attributes of an image body, in Glance's order.
 CORE_ATTRIBUTES = (
@@ -84,7 +85,7 @@ def image_view(image: ImageRecord, *, show_locations: bool) -> dict[str, Any]:
         body["locations"] = [
             {"url": location.url, "metadata": {"store": location.store}}
             for location in image.locations
-            if location.status == "active"
+            if location.status == LocationStatus.ACTIVE
         ]
     return body
 

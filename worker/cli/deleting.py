@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from flows.states import AttemptStatus
 from worker.cli.env import Env, pass_env, run_with_services
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ async def _delete(services: Services, *, image_id: str) -> TaskOutcome | None:
 
 
 def _report(outcome_status: str, message: str) -> None:
-    if outcome_status == "success":
+    if outcome_status == AttemptStatus.SUCCESS:
         click.echo(message)
         return
     click.echo(f"warning: the data is not all gone yet: {message}", err=True)

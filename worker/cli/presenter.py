@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from flows.records import FAILED_IMPORT, IMPORTING_TO_STORES, ImageRecord, TaskRecord
+from flows.states import LocationStatus
 
 #: The ``imgworker show`` fields, in display order (``--json`` uses exactly these keys).
 IMAGE_FIELDS = (
@@ -45,7 +46,7 @@ def image_fields(image: ImageRecord) -> dict[str, Any]:
         "locations": [
             {"url": loc.url, "metadata": {"store": loc.store}}
             for loc in image.locations
-            if loc.status == "active"
+            if loc.status == LocationStatus.ACTIVE
         ],
     }
 

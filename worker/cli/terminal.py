@@ -8,8 +8,13 @@ import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
+from flows.states import StepResult
+
 if TYPE_CHECKING:
     from worker.cli.progress_bar import ByteBars
+
+#: How a step's result is printed (any other result as it is).
+_MARKS: dict[str, str] = {StepResult.SUCCESS: "ok", StepResult.FAILURE: "FAILED"}
 
 
 class TerminalProgress:
@@ -44,7 +49,7 @@ class TerminalProgress:
 
     def step_finished(self, step: str, seconds: float, result: str) -> None:
         """Print the step and how it ended (after its bar's last state)."""
-        mark = {"success": "ok", "failure": "FAILED"}.get(result, result)
+        mark = _MARKS.get(result, result)
         line = f"  {step:<24} {mark:<14} {seconds:7.1f} s"
         with self._lock:
             if self._bars is not None:

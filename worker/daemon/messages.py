@@ -18,12 +18,10 @@ from typing import Any, Final
 from flows.context import RequestContext
 from flows.errors import InvalidRequest, UnknownMethod
 from flows.request import ImportRequest, parse_import_request
-from flows.states import TaskType
+from flows.states import DELETE_TASK_TYPES, TaskType
 
 VERSION = 1
 TASK_TYPE = TaskType.IMPORT
-#: Task types whose message carries no request: what to delete is in the task row.
-DELETE_TYPES: Final = (TaskType.IMAGE_DELETE, TaskType.STORE_DELETE)
 #: Header carrying the publish time in integer microseconds since the epoch (AMQP floats
 #: are 32-bit: too coarse for a Unix time).
 ENQUEUED_AT = "x-imgworker-enqueued-at"
@@ -133,7 +131,7 @@ def parse_message(
     image_id = _uuid(data, "image_id", task_id)
     kind = data.get("type", TASK_TYPE)
     context = _context(data.get("context"), task_id)
-    if kind in DELETE_TYPES:
+    if kind in DELETE_TASK_TYPES:
         return TaskMessage.deletion(task_id, image_id, TaskType(kind), context)
     if kind != TASK_TYPE:
         known = ", ".join(t.value for t in TaskType)

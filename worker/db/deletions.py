@@ -13,12 +13,10 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.records import TaskRecord
-from flows.states import LocationStatus, TaskStatus, TaskType
+from flows.states import DELETE_TASK_TYPES, LocationStatus, TaskStatus
 from worker.db.models import Image, ImageLocation, Task, utcnow
 from worker.db.tasks import task_snapshot
 from worker.db.transactions import Transactional
-
-DELETE_TYPES = (TaskType.IMAGE_DELETE, TaskType.STORE_DELETE)
 
 
 class SqlDeletions(Transactional):
@@ -86,7 +84,7 @@ class SqlDeletions(Transactional):
             rows = await session.scalars(
                 select(Task)
                 .where(
-                    Task.type.in_(DELETE_TYPES),
+                    Task.type.in_(DELETE_TASK_TYPES),
                     or_(
                         and_(
                             Task.status == TaskStatus.PENDING, Task.updated_at < now - retry_after
@@ -121,7 +119,7 @@ class SqlDeletions(Transactional):
         async def work(session: AsyncSession) -> int:
             count = await session.scalar(
                 select(func.count(Task.id)).where(
-                    Task.type.in_(DELETE_TYPES),
+                    Task.type.in_(DELETE_TASK_TYPES),
                     Task.status.in_((TaskStatus.PENDING, TaskStatus.PROCESSING)),
                 )
             )

@@ -33,7 +33,7 @@ from flows.records import (
     join_store_list,
     split_store_list,
 )
-from flows.states import ImageStatus, TaskStatus
+from flows.states import ImageStatus, LocationStatus, TaskStatus
 from worker.db.events import record_announcement
 from worker.db.image_rows import (
     IMAGE_RELATIONS,
@@ -255,7 +255,7 @@ class SqlImageRepository(Transactional):
             image = Image(
                 id=new_id,
                 name=name,
-                status="queued",
+                status=ImageStatus.QUEUED,
                 disk_format=disk_format,
                 container_format=container_format,
                 owner=owner,
@@ -390,7 +390,7 @@ class SqlImageRepository(Transactional):
                     ImageLocation.value == url,
                     ImageLocation.deleted.is_(False),
                 )
-                .values(deleted=True, deleted_at=utcnow(), status="deleted")
+                .values(deleted=True, deleted_at=utcnow(), status=LocationStatus.DELETED)
                 .execution_options(synchronize_session=False)
             )
 
@@ -453,7 +453,9 @@ async def _add_location(session: AsyncSession, image_id: str, url: str, store: s
 
 def _new_location(image_id: str, url: str, store: str) -> ImageLocation:
     """An active location of ``image_id`` in ``store``."""
-    return ImageLocation(image_id=image_id, value=url, meta_data={"store": store}, status="active")
+    return ImageLocation(
+        image_id=image_id, value=url, meta_data={"store": store}, status=LocationStatus.ACTIVE
+    )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_
 
+from flows.states import MemberStatus
 from worker.db.models import Image, ImageProperty, ImageTag
 
 Direction = Literal["asc", "desc"]
@@ -82,7 +83,7 @@ class ImageQuery:
     #: ``public``, ``private``, ``shared``, ``community``, ``all``, or None for the default.
     visibility: str | None = None
     #: Shared images by membership status (``accepted`` by default, or ``all``).
-    member_status: str = "accepted"
+    member_status: str = MemberStatus.ACCEPTED
     #: Column equality/membership filters, e.g. ``{"status": ("active",)}``.
     matches: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Hidden images only (True) or visible ones only (False, the default).

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from flows.states import LocationStatus, MemberStatus
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC (stored as UTC)."""
@@ -107,7 +109,7 @@ class ImageLocation(Base):
     image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), nullable=False, index=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
     meta_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(30), default="active", nullable=False)
+    status: Mapped[str] = mapped_column(String(30), default=LocationStatus.ACTIVE, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -149,7 +151,7 @@ class ImageMember(Base):
     image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), nullable=False)
     member: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
     can_share: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
-    status: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)
+    status: Mapped[str] = mapped_column(String(20), default=MemberStatus.PENDING, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
