@@ -37,7 +37,21 @@ class Base(DeclarativeBase):
     """Declarative base of the worker's tables."""
 
 
-class Image(Base):
+class SoftDeleted:
+    """Glance's bookkeeping columns, on every table of its that imgworker models.
+
+    A row is never removed: ``deleted`` and ``deleted_at`` mark it gone (Glance's soft delete).
+    """
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+
+
+class Image(Base, SoftDeleted):
     """``images``: one row per image."""
 
     __tablename__ = "images"
@@ -46,12 +60,6 @@ class Image(Base):
     name: Mapped[str | None] = mapped_column(String(255))
     size: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(30), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     disk_format: Mapped[str | None] = mapped_column(String(20))
     container_format: Mapped[str | None] = mapped_column(String(20))
     checksum: Mapped[str | None] = mapped_column(String(32))
@@ -78,7 +86,7 @@ class Image(Base):
     )
 
 
-class ImageProperty(Base):
+class ImageProperty(Base, SoftDeleted):
     """``image_properties``: name/value pairs of an image (unique per image)."""
 
     __tablename__ = "image_properties"
@@ -90,17 +98,11 @@ class ImageProperty(Base):
     image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), nullable=False, index=True)
     name: Mapped[str] = mapped_column(String(255), nullable=False)
     value: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
 
     image: Mapped[Image] = relationship(back_populates="properties")
 
 
-class ImageLocation(Base):
+class ImageLocation(Base, SoftDeleted):
     """``image_locations``: where the data lives; ``meta_data`` holds ``{"store": name}``."""
 
     __tablename__ = "image_locations"
@@ -110,17 +112,11 @@ class ImageLocation(Base):
     value: Mapped[str] = mapped_column(Text, nullable=False)
     meta_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(30), default=LocationStatus.ACTIVE, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
 
     image: Mapped[Image] = relationship(back_populates="locations")
 
 
-class ImageTag(Base):
+class ImageTag(Base, SoftDeleted):
     """``image_tags``: free-form tags of an image (unique per image)."""
 
     __tablename__ = "image_tags"
@@ -129,17 +125,11 @@ class ImageTag(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), nullable=False, index=True)
     value: Mapped[str] = mapped_column(String(255), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
 
     image: Mapped[Image] = relationship(back_populates="tags")
 
 
-class ImageMember(Base):
+class ImageMember(Base, SoftDeleted):
     """``image_members``: a project an image is shared with, and whether it accepted."""
 
     __tablename__ = "image_members"
@@ -152,15 +142,9 @@ class ImageMember(Base):
     member: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
     can_share: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     status: Mapped[str] = mapped_column(String(20), default=MemberStatus.PENDING, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
 
 
-class Task(Base):
+class Task(Base, SoftDeleted):
     """``tasks``: one import task (``api_image_import``)."""
 
     __tablename__ = "tasks"
@@ -171,10 +155,8 @@ class Task(Base):
     status: Mapped[str] = mapped_column(String(30), nullable=False)
     owner: Mapped[str | None] = mapped_column(String(255))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: The heartbeat: stamped by the task's holder only, never by an update on its own.
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     request_id: Mapped[str | None] = mapped_column(String(64))
     user_id: Mapped[str | None] = mapped_column(String(64))
     image_id: Mapped[str | None] = mapped_column(String(36))
