@@ -7,14 +7,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, text
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import text
 
 from flows.errors import ImageStateConflict, LockLost, NotFound
 from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, DataFacts
 from worker.db.engine import create_engine, create_sessionmaker
 from worker.db.images import SqlImageRepository
 from worker.db.locks import acquire_import_lock
+from worker.db.models import Base
 from worker.db.schema import SCHEMA_HEAD, current_revision, upgrade
 from worker.db.tasks import SqlTaskRepository, TaskEnd
 
@@ -73,6 +76,21 @@ async def test_upgrade_creates_glance_tables_and_is_idempotent(database_url: str
         await engine.dispose()
     assert tables >= GLANCE_TABLES
     assert {"image_id", "value", "meta_data", "status", "deleted"} <= columns
+
+
+async def test_the_models_describe_the_schema_the_migrations_create(database_url: str) -> None:
+    await upgrade(database_url)
+    engine = create_engine(database_url)
+
+    def differences(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(differences) == []
+    finally:
+        await engine.dispose()
 
 
 async def test_image_lifecycle_fields(records: Records) -> None:

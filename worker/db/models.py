@@ -59,7 +59,7 @@ class Image(Base, SoftDeleted):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(255))
     size: Mapped[int | None] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(30), nullable=False)
+    status: Mapped[str] = mapped_column(String(30), nullable=False, index=True)
     disk_format: Mapped[str | None] = mapped_column(String(20))
     container_format: Mapped[str | None] = mapped_column(String(20))
     checksum: Mapped[str | None] = mapped_column(String(32))
@@ -73,7 +73,7 @@ class Image(Base, SoftDeleted):
     )
     os_hidden: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     os_hash_algo: Mapped[str | None] = mapped_column(String(64))
-    os_hash_value: Mapped[str | None] = mapped_column(String(128))
+    os_hash_value: Mapped[str | None] = mapped_column(String(128), index=True)
 
     properties: Mapped[list[ImageProperty]] = relationship(
         back_populates="image", cascade="all, delete-orphan", order_by="ImageProperty.id"
@@ -110,7 +110,7 @@ class ImageLocation(Base, SoftDeleted):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), nullable=False, index=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
-    meta_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    meta_data: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(30), default=LocationStatus.ACTIVE, nullable=False)
 
     image: Mapped[Image] = relationship(back_populates="locations")
@@ -156,7 +156,7 @@ class Task(Base, SoftDeleted):
     owner: Mapped[str | None] = mapped_column(String(255))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: The heartbeat: stamped by the task's holder only, never by an update on its own.
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=utcnow)
     request_id: Mapped[str | None] = mapped_column(String(64))
     user_id: Mapped[str | None] = mapped_column(String(64))
     image_id: Mapped[str | None] = mapped_column(String(36))

@@ -239,8 +239,7 @@ class SqlTaskRepository(Transactional):
             return False
         if task.status == PENDING:
             lease *= 2
-        updated = _aware(task.updated_at)
-        return updated < utcnow() - lease
+        return task.updated_at is None or _aware(task.updated_at) < utcnow() - lease
 
     async def set_message(self, task_id: str, message: str) -> None:
         """Replace the task's message."""
