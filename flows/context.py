@@ -15,22 +15,9 @@ from flows.ports import ImageEvents, ImageRepository, TaskRepository
 from flows.progress import Progress
 from flows.records import DataFacts, Hold, ImageFormats, ImageRecord
 from flows.request import COPY_IMAGE, ImportRequest
+from flows.requester import RequestContext
 from flows.sources.prefetch import Prefetch
 from flows.stores.base import Store
-
-
-@dataclass(frozen=True, slots=True)
-class RequestContext:
-    """Who asked for the import (the message's ``context``)."""
-
-    owner: str | None = None
-    user_id: str | None = None
-    request_id: str | None = None
-    is_admin: bool = False
-    roles: tuple[str, ...] = ()
-    #: The requester's Keystone token, for services the import must act on as them
-    #: (Barbican); only present when the API sent it (docs/keystone.md). Never logged.
-    token: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -51,6 +38,7 @@ class ImportContext:
     observer: FlowObserver = field(default_factory=NullObserver)
     #: Where the flow's notifications are recorded (Glance's events, at Glance's moments).
     events: ImageEvents = field(default_factory=NullEvents)
+    #: Who asked for the import (the message's ``context``).
     requester: RequestContext = field(default_factory=RequestContext)
 
     #: Bytes moved so far (the task's progress message).

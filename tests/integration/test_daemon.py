@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from flows.context import RequestContext
 from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES
 from flows.request import ImportRequest
+from flows.requester import RequestContext
 from tests.support.enqueue import publish
 from tests.support.http import serve_app
 from tests.support.images import MiB, convert, make_sparse_raw
@@ -148,13 +148,13 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
                 SubmissionRules.from_settings(settings),
                 image_id=claimed.id,
                 request=_request(source),
-                requester=RequestContext(owner="project-a", user_id="u1"),
+                requester=RequestContext(project_id="project-a", user_id="u1"),
             )
             impostor = TaskMessage(
                 task.id,
                 claimed.id,
                 _request(source),
-                RequestContext(owner="project-b", user_id="u1", roles=("admin",)),
+                RequestContext(project_id="project-b", user_id="u1", roles=("admin",)),
             )
             cases: list[tuple[str, bytes]] = [
                 ("bad_field", impostor.to_json()),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flows.context import RequestContext
 from flows.request import ImportRequest
+from flows.requester import RequestContext
 from worker.daemon.client import Publisher, enqueue_import
 from worker.daemon.messages import TaskMessage
 from worker.tasks.services import Services

@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 
 from flows.records import ImageRecord
+from flows.requester import RequestContext
 from worker.api.errors import ApiError
-from worker.api.identity import Identity
+from worker.api.identity import identity
 from worker.api.patch import PATCH_V20, PATCH_V21, parse_operations, plan_changes
 from worker.config.settings import ApiSettings
 
-MEMBER = Identity("p1", "u1", ("member", "reader"), "req-1")
+MEMBER = identity("p1", "u1", ("member", "reader"), "req-1")
 IMAGE = ImageRecord(
     id="8b6a1f0e-3f1c-4f7a-9d0e-1f2a3b4c5d6e",
     name="cirros",
@@ -25,11 +26,13 @@ IMAGE = ImageRecord(
 )
 
 
-def plan(ops: list[dict[str, Any]], identity: Identity = MEMBER, media: str = PATCH_V21) -> Any:
+def plan(
+    ops: list[dict[str, Any]], identity: RequestContext = MEMBER, media: str = PATCH_V21
+) -> Any:
     return plan_changes(IMAGE, parse_operations(ops, media), ApiSettings(), identity)
 
 
-def refused(ops: list[dict[str, Any]], identity: Identity = MEMBER) -> ApiError:
+def refused(ops: list[dict[str, Any]], identity: RequestContext = MEMBER) -> ApiError:
     with pytest.raises(ApiError) as caught:
         plan(ops, identity)
     return caught.value

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from flows.config import FlowSettings
-from flows.context import ImportContext, RequestContext
+from flows.context import ImportContext
 from flows.records import ImageRecord
 from flows.request import ImportRequest
+from flows.requester import RequestContext
 from flows.steps.inject_metadata import InjectMetadataStep
 from tests.support.fakes import MemoryImages, MemoryTasks
-from worker.api.identity import Identity
+from worker.api.identity import identity
 from worker.daemon.messages import TaskMessage, parse_message
 
 
@@ -75,12 +76,12 @@ async def test_the_roles_keystone_gave_the_api_decide_in_the_worker(
     tmp_path: Path, roles: tuple[str, ...], injected: bool
 ) -> None:
     """Roles go API identity -> task message -> worker context, unchanged."""
-    identity = Identity(project_id="p1", user_id="u1", roles=roles, request_id="req-1")
+    caller = identity(project_id="p1", user_id="u1", roles=roles, request_id="req-1")
     sent = TaskMessage(
         str(uuid.uuid4()),
         str(uuid.uuid4()),
         ImportRequest(method="web-download", uri="http://example.org/x"),
-        identity.requester(),
+        caller.without_token(),
     )
     received = parse_message(sent.to_json(), ("default",))
     assert received.context.roles == roles

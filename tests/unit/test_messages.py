@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.context import RequestContext
 from flows.request import ExpectedChecksum, ImportRequest
+from flows.requester import RequestContext
 from worker.daemon.messages import (
     MAX_MESSAGE_BYTES,
     MAX_NESTING,
@@ -37,7 +37,7 @@ def _message() -> TaskMessage:
         stores=("central", "dcn0"),
         all_stores_must_succeed=False,
     )
-    context = RequestContext(owner="p1", user_id="u1", request_id="req-1", roles=("member",))
+    context = RequestContext(project_id="p1", user_id="u1", request_id="req-1", roles=("member",))
     return TaskMessage(str(uuid.uuid4()), str(uuid.uuid4()), request, context)
 
 
@@ -52,7 +52,7 @@ def test_round_trip() -> None:
 def test_the_requesters_token_travels_only_when_set_and_is_never_shown() -> None:
     message = _message()
     assert "token" not in json.loads(message.to_json())["context"]
-    context = RequestContext(owner="p1", user_id="u1", roles=("member",), token="gAAAA-secret")
+    context = RequestContext(project_id="p1", user_id="u1", roles=("member",), token="gAAAA-secret")
     signed = TaskMessage(message.task_id, message.image_id, message.request, context)
     assert json.loads(signed.to_json())["context"]["token"] == "gAAAA-secret"
     parsed = parse_message(signed.to_json(), STORES)

@@ -6,11 +6,11 @@ import logging
 
 from aiohttp import web
 
+from flows.requester import RequestContext
 from worker.api import data, discovery, images, imports, metadefs, stores, tasks
 from worker.api.errors import Handler, errors_middleware
 from worker.api.identity import (
     IDENTITY_KEY,
-    Identity,
     from_headers,
     from_keystone,
     unauthenticated,
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 @web.middleware
 async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Attach the caller's :class:`Identity` by ``[api] auth`` (see worker.api.identity)."""
+    """Attach the caller's identity by ``[api] auth`` (see worker.api.identity)."""
     if request.path in discovery.PUBLIC_PATHS:
         return await handler(request)
     state = state_of(request)
@@ -45,7 +45,7 @@ async def identity_middleware(request: web.Request, handler: Handler) -> web.Str
     return await handler(request)
 
 
-async def _identify(state: ApiState, request: web.Request) -> Identity:
+async def _identify(state: ApiState, request: web.Request) -> RequestContext:
     api = state.settings.api
     request_id = request[REQUEST_ID_KEY]
     if api.auth == "none":

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flows.requester import RequestContext
 from worker.api.errors import ApiError, bad_request, forbidden
-from worker.api.identity import Identity
 from worker.api.schemas import VISIBILITIES
 from worker.config.settings import ApiSettings
 
@@ -49,7 +49,7 @@ def check_key(key: str) -> None:
         raise forbidden(f"Attribute '{key}' is read-only.")
 
 
-def check_core(key: str, value: Any, api: ApiSettings, identity: Identity) -> Any:
+def check_core(key: str, value: Any, api: ApiSettings, identity: RequestContext) -> Any:
     """The checked value of core attribute ``key``; 400/403 saying what is wrong."""
     if key == "name":
         return _optional_text(key, value, 255)

@@ -9,8 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from flows.records import ImageRecord
+from flows.requester import RequestContext
 from worker.api.errors import not_found
-from worker.api.identity import Identity, identity_of
+from worker.api.identity import identity_of
 from worker.api.policy import enforce_on_image
 from worker.api.state import ApiState, state_of
 
@@ -44,10 +45,10 @@ def json_response(
     )
 
 
-async def visible_image(request: web.Request) -> tuple[ApiState, Identity, ImageRecord]:
+async def visible_image(request: web.Request) -> tuple[ApiState, RequestContext, ImageRecord]:
     """The state, the caller, and the image of the path if the caller may see it: the
     catalogue finds it and the ``get_image`` rule admits them (else 404)."""
     state, identity = state_of(request), identity_of(request)
-    image = await state.catalog.find(path_image_id(request), identity.viewer())
+    image = await state.catalog.find(path_image_id(request), identity)
     enforce_on_image(request, "get_image", image)
     return state, identity, image

@@ -11,12 +11,12 @@ from aiohttp import web
 from flows.errors import ImageStateConflict, NotFound
 from flows.records import ImageRecord, Location
 from flows.request import GLANCE_DIRECT, ImportRequest
+from flows.requester import RequestContext
 from flows.sparse import Segment
 from flows.states import ImageStatus, LocationStatus, TaskStatus, is_terminal
 from worker.api.bodies import require_media_type
 from worker.api.common import visible_image
 from worker.api.errors import ApiError, conflict, forbidden
-from worker.api.identity import Identity
 from worker.api.imports import STORE_HEADER
 from worker.api.policy import enforce_on_image
 from worker.api.state import ApiState
@@ -148,11 +148,11 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 
 async def _announce_send(
-    state: ApiState, identity: Identity, image: ImageRecord, sent: int
+    state: ApiState, identity: RequestContext, image: ImageRecord, sent: int
 ) -> None:
     """``image.send`` once the download ended (a failure to record it is only logged)."""
     try:
-        await state.catalog.announce_send(image, sent, identity.viewer(), identity.user_id)
+        await state.catalog.announce_send(image, sent, identity)
     except Exception:
         log.warning("image.send of image %s not recorded", image.id, exc_info=True)
 

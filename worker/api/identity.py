@@ -10,18 +10,18 @@
 - ``keystone``: the caller's ``X-Auth-Token`` is validated by Keystone
   (:mod:`worker.api.keystone`); a missing or invalid token is refused with 401 and
   ``WWW-Authenticate: Keystone uri="..."``, as keystonemiddleware refuses it.
+
+The identity is the caller type every layer shares (:class:`flows.requester.RequestContext`):
+the catalogue decides visibility with it, task rows record it, task messages carry it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from aiohttp import web
 
-from flows.context import RequestContext
+from flows.requester import RequestContext
 from worker.api.errors import ApiError, forbidden
 from worker.api.keystone import InvalidToken, KeystoneClient
-from worker.db.catalog import TaskOwner, Viewer
 
 ADMIN = "admin"
 MEMBER = "member"
@@ -33,56 +33,31 @@ AUTHENTICATION_REQUIRED = "The request you have made requires authentication."
 UNVERIFIED = "This server could not verify that you are authorized to access it."
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """The caller: project, user, roles, and this request's id."""
+def identity(
+    project_id: str | None,
+    user_id: str | None,
+    roles: tuple[str, ...],
+    request_id: str,
+    token: str | None = None,
+) -> RequestContext:
+    """The caller as the API established them; Glance's admin is whoever has the admin role.
 
-    project_id: str | None
-    user_id: str | None
-    roles: tuple[str, ...]
-    request_id: str
-    #: The caller's token, passed on to services that need it (Barbican), never logged.
-    token: str | None = field(default=None, repr=False)
-
-    @property
-    def is_admin(self) -> bool:
-        """Glance's admin: the ``admin`` role."""
-        return ADMIN in self.roles
-
-    @property
-    def can_write(self) -> bool:
-        """Glance's default policies let members and admins change things; readers only read."""
-        return self.is_admin or MEMBER in self.roles
-
-    @property
-    def can_read(self) -> bool:
-        """Any of Glance's three default roles may read."""
-        return self.can_write or READER in self.roles
-
-    def viewer(self) -> Viewer:
-        """What image visibility needs to know."""
-        return Viewer(project_id=self.project_id, is_admin=self.is_admin)
-
-    def task_owner(self) -> TaskOwner:
-        """Who a task row records as its owner."""
-        return TaskOwner(owner=self.project_id, user_id=self.user_id, request_id=self.request_id)
-
-    def requester(self, with_token: bool = False) -> RequestContext:
-        """The task message's ``context``; the caller's token only ``with_token``."""
-        return RequestContext(
-            owner=self.project_id,
-            user_id=self.user_id,
-            request_id=self.request_id,
-            is_admin=self.is_admin,
-            roles=self.roles,
-            token=self.token if with_token else None,
-        )
+    ``token`` is passed on to services that need it (Barbican), never logged.
+    """
+    return RequestContext(
+        project_id=project_id,
+        user_id=user_id,
+        request_id=request_id,
+        is_admin=ADMIN in roles,
+        roles=roles,
+        token=token,
+    )
 
 
-IDENTITY_KEY: web.RequestKey[Identity] = web.RequestKey("identity", Identity)
+IDENTITY_KEY: web.RequestKey[RequestContext] = web.RequestKey("identity", RequestContext)
 
 
-def identity_of(request: web.Request) -> Identity:
+def identity_of(request: web.Request) -> RequestContext:
     """The identity the auth middleware attached to ``request``."""
     try:
         return request[IDENTITY_KEY]
@@ -95,7 +70,7 @@ def parse_roles(value: str) -> tuple[str, ...]:
     return tuple(role.strip().lower() for role in value.split(",") if role.strip())
 
 
-def from_headers(request: web.Request, request_id: str) -> Identity:
+def from_headers(request: web.Request, request_id: str) -> RequestContext:
     """The identity an authenticating proxy set, or 401."""
     headers = request.headers
     if headers.get("X-Identity-Status", "").lower() != "confirmed":
@@ -103,7 +78,7 @@ def from_headers(request: web.Request, request_id: str) -> Identity:
     project = headers.get("X-Project-Id") or headers.get("X-Tenant-Id")
     if not project:
         raise ApiError(401, "The authenticating proxy sent no X-Project-Id.")
-    return Identity(
+    return identity(
         project_id=project,
         user_id=headers.get("X-User-Id"),
         roles=parse_roles(headers.get("X-Roles", "")),
@@ -112,16 +87,16 @@ def from_headers(request: web.Request, request_id: str) -> Identity:
     )
 
 
-def unauthenticated(project: str, request_id: str) -> Identity:
+def unauthenticated(project: str, request_id: str) -> RequestContext:
     """``auth = "none"``: an admin of the one project."""
-    return Identity(
+    return identity(
         project_id=project, user_id=None, roles=(ADMIN, MEMBER, READER), request_id=request_id
     )
 
 
 async def from_keystone(
     request: web.Request, request_id: str, keystone: KeystoneClient
-) -> Identity:
+) -> RequestContext:
     """The identity of the request's ``X-Auth-Token`` as Keystone validates it, or 401.
 
     Keystone being unreachable raises :class:`worker.api.keystone.KeystoneUnavailable` (503).
@@ -139,7 +114,7 @@ async def from_keystone(
             "Your token is not scoped to a project; the Image API needs a project-scoped token "
             "(set OS_PROJECT_NAME, or --os-project-name)."
         )
-    return Identity(
+    return identity(
         project_id=info.project_id,
         user_id=info.user_id,
         roles=info.roles,

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from flows.errors import NotFound, TransientError
 from flows.records import ImageRecord
+from flows.requester import RequestContext
 from flows.states import TaskType
 from worker.api.attributes import (
     check_core,
@@ -20,7 +21,7 @@ from worker.api.attributes import (
 from worker.api.bodies import read_json, read_json_object, require_media_type
 from worker.api.common import is_uuid, json_response, visible_image
 from worker.api.errors import bad_request, forbidden, not_found
-from worker.api.identity import Identity, identity_of
+from worker.api.identity import identity_of
 from worker.api.listing import page_links, parse_image_query
 from worker.api.patch import PATCH_TYPES, parse_operations, plan_changes
 from worker.api.policy import (
@@ -59,7 +60,7 @@ async def create_image(request: web.Request) -> web.Response:
     )
 
 
-def _new_image(body: dict[str, Any], state: ApiState, identity: Identity) -> NewImage:
+def _new_image(body: dict[str, Any], state: ApiState, identity: RequestContext) -> NewImage:
     fields: dict[str, Any] = {"owner": identity.project_id}
     properties: dict[str, str] = {}
     for key, value in body.items():
@@ -78,7 +79,7 @@ def _new_image(body: dict[str, Any], state: ApiState, identity: Identity) -> New
     return NewImage(**fields, properties=properties)
 
 
-def _may_create(request: web.Request, identity: Identity, new: NewImage) -> None:
+def _may_create(request: web.Request, identity: RequestContext, new: NewImage) -> None:
     """Glance's ``add_image`` on the proposed owner and visibility, then the visibility's."""
     target = {"project_id": new.owner, "owner": new.owner, "visibility": new.visibility}
     if not allowed(request, "add_image", target) and new.owner != identity.project_id:
@@ -98,7 +99,7 @@ async def list_images(request: web.Request) -> web.Response:
     enforce(request, "get_images", own_project(identity))
     query = parse_image_query(request.query, state.settings.api)
     try:
-        found = await state.catalog.list(query, identity.viewer())
+        found = await state.catalog.list(query, identity)
     except NotFound as missing:
         raise bad_request(str(missing)) from missing
     full_page = query.limit > 0 and len(found) == query.limit
@@ -133,7 +134,7 @@ async def delete_image(request: web.Request) -> web.Response:
     """``DELETE /v2/images/{image_id}``: gone at once; the workers remove its data."""
     state, identity, image = await visible_image(request)
     enforce_on_image(request, "delete_image", image)
-    deletion = await state.catalog.delete(image.id, identity.task_owner())
+    deletion = await state.catalog.delete(image.id, identity)
     if deletion.task is not None:
         await publish_delete(state, identity, image, deletion.task.id, deletion.task.type)
     log.info("image %s deleted by project %s", image.id, identity.project_id)
@@ -141,10 +142,10 @@ async def delete_image(request: web.Request) -> web.Response:
 
 
 async def publish_delete(
-    state: ApiState, identity: Identity, image: ImageRecord, task_id: str, kind: str
+    state: ApiState, identity: RequestContext, image: ImageRecord, task_id: str, kind: str
 ) -> None:
     """Publish a delete task; if the broker is down, the task waits for the sweeper."""
-    message = TaskMessage.deletion(task_id, image.id, TaskType(kind), identity.requester())
+    message = TaskMessage.deletion(task_id, image.id, TaskType(kind), identity.without_token())
     try:
         await state.publisher.publish(message)
     except TransientError as exc:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flows.records import ImageRecord
+from flows.requester import RequestContext
 from worker.api.attributes import (
     check_core,
     check_key,
@@ -23,7 +24,6 @@ from worker.api.attributes import (
     check_tags,
 )
 from worker.api.errors import bad_request, conflict, forbidden
-from worker.api.identity import Identity
 from worker.config.settings import ApiSettings
 from worker.db.catalog import MUTABLE_CORE, ImageChanges
 
@@ -85,7 +85,7 @@ class _Working:
 
 
 def plan_changes(
-    image: ImageRecord, operations: list[Operation], api: ApiSettings, identity: Identity
+    image: ImageRecord, operations: list[Operation], api: ApiSettings, identity: RequestContext
 ) -> ImageChanges:
     """Apply ``operations`` to a copy of ``image``; return what changed."""
     working = _Working(
@@ -107,7 +107,9 @@ def plan_changes(
     )
 
 
-def _apply(working: _Working, operation: Operation, api: ApiSettings, identity: Identity) -> None:
+def _apply(
+    working: _Working, operation: Operation, api: ApiSettings, identity: RequestContext
+) -> None:
     key, op = operation.key, operation.op
     check_key(key)
     if key == "id":

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from flows.context import RequestContext
 from flows.records import ImageRecord
+from flows.requester import RequestContext
 from flows.signing.properties import is_signed
 from flows.stores.base import Store
-from worker.api.identity import Identity
 from worker.api.keystone import KeystoneClient
 from worker.api.policies.engine import PolicyEngine
 from worker.config.settings import Settings
@@ -44,12 +43,12 @@ class ApiState:
         """The image catalogue."""
         return self.records.catalog
 
-    def shows_locations(self, identity: Identity) -> bool:
+    def shows_locations(self, identity: RequestContext) -> bool:
         """Whether ``identity`` sees image locations (``[api] show_locations``)."""
         mode = self.settings.api.show_locations
         return mode == "everyone" or (mode == "admin" and identity.is_admin)
 
-    def import_requester(self, identity: Identity, image: ImageRecord) -> RequestContext:
+    def import_requester(self, identity: RequestContext, image: ImageRecord) -> RequestContext:
         """The context of an import task of ``image``.
 
         The caller's token travels only when the worker must act as the caller: a signed
@@ -57,7 +56,7 @@ class ApiState:
         token in a queued message is a secret at rest, so no other message carries one.
         """
         barbican = self.settings.signature.key_manager == "barbican"
-        return identity.requester(with_token=barbican and is_signed(image.properties))
+        return identity if barbican and is_signed(image.properties) else identity.without_token()
 
 
 def state_of(request: web.Request) -> ApiState:

@@ -25,7 +25,7 @@ async def delete_from_store(request: web.Request) -> web.Response:
     task = await state.catalog.delete_from_store(
         image.id,
         store,
-        identity.task_owner(),
+        identity,
         lease_seconds=state.settings.worker.lease_seconds,
     )
     await publish_delete(state, identity, image, task.id, task.type)

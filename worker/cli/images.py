@@ -70,8 +70,8 @@ def image_import(
     allow_failure: bool,
 ) -> None:
     """Enqueue an import of IMAGE_ID and print the task id."""
-    from flows.context import RequestContext
     from flows.request import parse_import_request
+    from flows.requester import RequestContext
     from worker.daemon.client import Publisher, enqueue_import
     from worker.tasks.submission import SubmissionRules
 

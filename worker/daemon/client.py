@@ -20,9 +20,9 @@ from typing import Protocol
 import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractExchange
 
-from flows.context import RequestContext
 from flows.errors import TransientError
 from flows.request import ImportRequest
+from flows.requester import RequestContext
 from worker.config.settings import BrokerSettings
 from worker.daemon.messages import ENQUEUED_AT, TaskMessage
 from worker.daemon.topology import declare

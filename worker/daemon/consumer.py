@@ -241,11 +241,11 @@ class Consumer:
                 f"{task.image_id}",
                 parsed.task_id,
             )
-        if (parsed.context.owner, parsed.context.user_id) != (task.owner, task.user_id):
+        if (parsed.context.project_id, parsed.context.user_id) != (task.owner, task.user_id):
             # The API recorded who asked; a message may not speak for anyone else.
             raise MessageRejected(
                 RejectReason.BAD_FIELD,
-                f"the message's context names project {parsed.context.owner!r} and user "
+                f"the message's context names project {parsed.context.project_id!r} and user "
                 f"{parsed.context.user_id!r} but task {task.id} was recorded for project "
                 f"{task.owner!r} and user {task.user_id!r}",
                 parsed.task_id,

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from flows.context import RequestContext
 from flows.errors import InvalidRequest, UnknownMethod
 from flows.request import ImportRequest, parse_import_request
+from flows.requester import RequestContext
 from flows.states import DELETE_TASK_TYPES, TaskType
 
 VERSION = 1
@@ -98,7 +98,7 @@ class TaskMessage:
         if self.request is not None:
             body["import_req"] = self.request.to_body()
         context: dict[str, Any] = {
-            "owner": self.context.owner,
+            "owner": self.context.project_id,
             "user_id": self.context.user_id,
             "request_id": self.context.request_id,
             "is_admin": self.context.is_admin,
@@ -253,7 +253,7 @@ def _context(raw: object, task_id: str) -> RequestContext:
             RejectReason.BAD_FIELD, "context.is_admin must be true or false", task_id
         )
     return RequestContext(
-        owner=_optional_str(raw, "owner", task_id),
+        project_id=_optional_str(raw, "owner", task_id),
         user_id=_optional_str(raw, "user_id", task_id),
         request_id=_optional_str(raw, "request_id", task_id),
         is_admin=is_admin,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from flows.background import cancel_and_wait
-from flows.context import RequestContext
+from flows.requester import RequestContext
 from flows.states import TaskType
 from worker.config.settings import WorkerSettings
 from worker.daemon.client import TaskPublisher
@@ -72,7 +72,9 @@ class DeleteSweeper:
                 task.id,
                 str(task.image_id),
                 TaskType(task.type),
-                RequestContext(owner=task.owner, user_id=task.user_id, request_id=task.request_id),
+                RequestContext(
+                    project_id=task.owner, user_id=task.user_id, request_id=task.request_id
+                ),
             )
             await self._publisher.publish(message)
             published += 1

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from flows.errors import ImageStateConflict, NotFound
 from flows.events import EventType, Priority
 from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
+from flows.requester import RequestContext
 from flows.states import ImageStatus, LocationStatus, TaskStatus, TaskType
 from worker.db.image_rows import (
     IMAGE_RELATIONS,
@@ -55,14 +56,6 @@ MUTABLE_CORE = (
     "container_format",
     "owner",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Viewer:
-    """Who is asking: their project and whether they are an admin."""
-
-    project_id: str | None
-    is_admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +109,7 @@ class SqlCatalog(Transactional):
 
     # -- reading -------------------------------------------------------------------------
 
-    async def find(self, image_id: str, viewer: Viewer) -> ImageRecord:
+    async def find(self, image_id: str, viewer: RequestContext) -> ImageRecord:
         """The image if ``viewer`` may see it; :class:`NotFound` otherwise (as Glance hides)."""
 
         async def work(session: AsyncSession) -> ImageRecord:
@@ -130,7 +123,7 @@ class SqlCatalog(Transactional):
 
         return await self._in_transaction(work)
 
-    async def list(self, query: ImageQuery, viewer: Viewer) -> list[ImageRecord]:
+    async def list(self, query: ImageQuery, viewer: RequestContext) -> list[ImageRecord]:
         """One page of the images ``viewer`` may list, filtered and sorted by ``query``."""
 
         async def work(session: AsyncSession) -> list[ImageRecord]:
@@ -193,7 +186,7 @@ class SqlCatalog(Transactional):
 
         return await self._in_transaction(work)
 
-    async def delete(self, image_id: str, requester: TaskOwner) -> Deletion:
+    async def delete(self, image_id: str, requester: RequestContext) -> Deletion:
         """Delete the image now; its data is left to an ``image_delete`` task.
 
         Every active location becomes ``pending_delete`` and is listed in the task's input,
@@ -225,7 +218,7 @@ class SqlCatalog(Transactional):
         return await self._in_transaction(work)
 
     async def delete_from_store(
-        self, image_id: str, store: str, requester: TaskOwner, *, lease_seconds: float
+        self, image_id: str, store: str, requester: RequestContext, *, lease_seconds: float
     ) -> TaskRecord:
         """Forget the image's location in ``store`` now; leave its data to a task.
 
@@ -263,13 +256,13 @@ class SqlCatalog(Transactional):
         return await self._in_transaction(work)
 
     async def announce_send(
-        self, image: ImageRecord, bytes_sent: int, receiver: Viewer, user_id: str | None
+        self, image: ImageRecord, bytes_sent: int, receiver: RequestContext
     ) -> None:
         """Record ``image.send``: ``receiver`` downloaded ``bytes_sent`` bytes of ``image``
         (at ``error`` priority when that is not the whole image, as Glance does)."""
         if not self._outbox.wants(EventType.IMAGE_SEND):
             return
-        payload = send_payload(image, bytes_sent, receiver.project_id, user_id)
+        payload = send_payload(image, bytes_sent, receiver.project_id, receiver.user_id)
         priority = Priority.INFO if bytes_sent == image.size else Priority.ERROR
 
         async def work(session: AsyncSession) -> None:
@@ -290,15 +283,6 @@ class LastLocation(ImageStateConflict):
     """The store holds the image's only copy (Glance answers 403)."""
 
     reason = "last_location"
-
-
-@dataclass(frozen=True, slots=True)
-class TaskOwner:
-    """Who asked for a task (recorded on the task row)."""
-
-    owner: str | None
-    user_id: str | None = None
-    request_id: str | None = None
 
 
 def _is_active(location: ImageLocation) -> bool:
@@ -326,14 +310,14 @@ async def _new_delete_task(
     image_id: str,
     locations: Sequence[ImageLocation],
     staged: bool,
-    requester: TaskOwner,
+    requester: RequestContext,
 ) -> TaskRecord:
     task = Task(
         id=str(uuid.uuid4()),
         type=kind,
         status=TaskStatus.PENDING,
         image_id=image_id,
-        owner=requester.owner,
+        owner=requester.project_id,
         user_id=requester.user_id,
         request_id=requester.request_id,
         info=TaskInfo(
@@ -402,7 +386,7 @@ def _member_of(project_id: str | None, statuses: Sequence[str] | None) -> Any:
     return exists().where(condition)
 
 
-def _listable(statement: Select[Any], query: ImageQuery, viewer: Viewer) -> Select[Any]:
+def _listable(statement: Select[Any], query: ImageQuery, viewer: RequestContext) -> Select[Any]:
     """Restrict ``statement`` to what ``viewer`` may list, as Glance does."""
     statement = statement.where(Image.deleted.is_(False))
     visibility = query.visibility
@@ -429,7 +413,7 @@ def _listable(statement: Select[Any], query: ImageQuery, viewer: Viewer) -> Sele
     return statement.where(mine)
 
 
-async def _may_see(session: AsyncSession, image: Image, viewer: Viewer) -> bool:
+async def _may_see(session: AsyncSession, image: Image, viewer: RequestContext) -> bool:
     """Glance's visibility rules for showing one image."""
     if viewer.is_admin or image.visibility in ("public", "community"):
         return True

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.context import RequestContext
 from flows.errors import InvalidRequest, UnknownStore
 from flows.records import ImageRecord, TaskRecord
 from flows.request import (
@@ -31,8 +30,8 @@ from flows.request import (
     ExpectedChecksum,
     ImportRequest,
 )
+from flows.requester import RequestContext
 from flows.sources.prefetch import Prefetch
-from worker.db.catalog import TaskOwner
 from worker.tasks.deletion import run_delete_task
 from worker.tasks.runner import TaskOutcome, run_task
 from worker.tasks.services import Services
@@ -76,7 +75,7 @@ async def import_image(
         name=name or (file.name if file else uri),
         disk_format=disk_format,
         container_format=container_format,
-        owner=requester.owner,
+        owner=requester.project_id,
     )
     if file is not None:
         await stage_upload(
@@ -117,7 +116,7 @@ async def delete_image(services: Services, image_id: str) -> TaskOutcome | None:
 
     Returns how removing the data went, or None when the image had no data.
     """
-    deletion = await services.records.catalog.delete(image_id, TaskOwner(owner=None))
+    deletion = await services.records.catalog.delete(image_id, RequestContext())
     if deletion.task is None:
         return None
     return await run_delete_task(services, deletion.task.id)
@@ -130,7 +129,7 @@ async def delete_from_store(services: Services, image_id: str, store: str) -> Ta
             f"unknown store {store}; configured stores: {', '.join(sorted(services.stores))}"
         )
     task = await services.records.catalog.delete_from_store(
-        image_id, store, TaskOwner(owner=None), lease_seconds=services.settings.worker.lease_seconds
+        image_id, store, RequestContext(), lease_seconds=services.settings.worker.lease_seconds
     )
     return await run_delete_task(services, task.id)
 

@@ -18,13 +18,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from flows.background import cancel_and_wait
-from flows.context import ImportContext, RequestContext
+from flows.context import ImportContext
 from flows.engine import FlowFailed
 from flows.errors import ImportFailed, LockLost, SafetyRefusal
 from flows.import_flow import build_import_flow
 from flows.lease import Lease
 from flows.records import ImageFormats, TaskRecord
 from flows.request import ImportRequest, parse_import_request
+from flows.requester import RequestContext
 from flows.sources.prefetch import Prefetch
 from flows.states import AttemptStatus, ImageStatus, TaskStatus, is_terminal
 from flows.steps.complete import remove_staging

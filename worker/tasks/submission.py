@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from flows.context import RequestContext
 from flows.errors import ImageStateConflict
 from flows.preconditions import check_can_start
 from flows.records import ImageFormats, ImageRecord, TaskRecord
 from flows.request import ImportRequest
+from flows.requester import RequestContext
 from flows.states import LocationStatus, TaskType
 from flows.targets import resolve_targets
 from worker.config.settings import Settings
@@ -95,7 +95,7 @@ async def submit_import(
                 # bits again.
                 "image_formats": ImageFormats.of(image).to_dict(),
             },
-            "owner": requester.owner,
+            "owner": requester.project_id,
             "user_id": requester.user_id,
             "request_id": requester.request_id,
         }
