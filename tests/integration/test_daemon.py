@@ -23,6 +23,7 @@ from tests.support.enqueue import publish
 from tests.support.http import serve_app
 from tests.support.images import MiB, convert, make_sparse_raw
 from tests.support.rabbitmq import private_rabbitmq
+from tests.support.records import RecordWrites
 from tests.support.services import require_tcp
 from tests.support.tasks import STORES, enqueue_download, opened, terminal, until
 from tests.support.workers import (
@@ -134,7 +135,7 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
         settings: Settings = services.settings
         with running_workers(config, tmp_path, 1) as workers:
             orphan_task, orphan_image = str(uuid.uuid4()), str(uuid.uuid4())
-            await services.tasks.create(
+            await RecordWrites(services.records.engine).create_task(
                 task_id=orphan_task, image_id=orphan_image, type="api_image_import", input={}
             )
             good = TaskMessage(str(uuid.uuid4()), str(uuid.uuid4()), _request(source), _ctx())

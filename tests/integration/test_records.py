@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -13,13 +13,22 @@ from sqlalchemy import Connection, text
 from sqlalchemy import inspect as sa_inspect
 
 from flows.errors import ImageStateConflict, LockLost, NotFound
-from flows.records import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, DataFacts
+from flows.records import (
+    FAILED_IMPORT,
+    IMPORT_LOCK,
+    IMPORTING_TO_STORES,
+    DataFacts,
+    ImageRecord,
+    TaskRecord,
+)
+from flows.states import TaskType
+from tests.support.records import RecordWrites
 from worker.db.engine import create_engine, create_sessionmaker
 from worker.db.images import SqlImageRepository
-from worker.db.locks import acquire_import_lock
+from worker.db.locks import SqlImportLocks
 from worker.db.models import Base
 from worker.db.schema import SCHEMA_HEAD, current_revision, upgrade
-from worker.db.tasks import SqlTaskRepository, TaskEnd
+from worker.db.tasks import NewTask, SqlTaskRepository, TaskEnd
 
 GLANCE_TABLES = {
     "images",
@@ -36,6 +45,8 @@ GLANCE_TABLES = {
 class Records:
     images: SqlImageRepository
     tasks: SqlTaskRepository
+    locks: SqlImportLocks
+    writes: RecordWrites
     url: str
 
 
@@ -48,6 +59,8 @@ async def records(database_url: str) -> AsyncIterator[Records]:
         yield Records(
             SqlImageRepository(sessions),
             SqlTaskRepository(sessions, lease_seconds=1.0),
+            SqlImportLocks(sessions, lease_seconds=1.0),
+            RecordWrites(engine),
             database_url,
         )
     finally:
@@ -55,9 +68,14 @@ async def records(database_url: str) -> AsyncIterator[Records]:
 
 
 async def _new_task(records: Records, image_id: str, task_id: str) -> None:
-    await records.tasks.create(
+    await records.writes.create_task(
         task_id=task_id, image_id=image_id, type="api_image_import", input={"image_id": image_id}
     )
+
+
+def _import_task(task_id: str) -> Callable[[ImageRecord], NewTask]:
+    """What a submission makes of an image: an import task (here without preconditions)."""
+    return lambda image: NewTask(TaskType.IMPORT, image.id, {"image_id": image.id}, id=task_id)
 
 
 async def test_upgrade_creates_glance_tables_and_is_idempotent(database_url: str) -> None:
@@ -139,27 +157,30 @@ async def test_store_lists_keep_order_and_survive_concurrent_writers(records: Re
 async def test_lock_is_compare_and_swap(records: Records) -> None:
     image = await records.images.create(name=None, disk_format="raw", container_format="bare")
     results = await asyncio.gather(
-        *(records.images.take_lock(image.id, f"task-{n}", None) for n in range(8))
+        *(records.locks.take_for_new_task(image.id, _import_task(f"task-{n}")) for n in range(8)),
+        return_exceptions=True,
     )
-    assert results.count(True) == 1
-    winner = f"task-{results.index(True)}"
+    (won,) = [result for result in results if isinstance(result, TaskRecord)]
+    assert all(isinstance(r, ImageStateConflict) for r in results if r is not won)
+    winner = won.id
     assert (await records.images.get(image.id)).properties[IMPORT_LOCK] == winner
-    assert not await records.images.release_lock(image.id, "someone-else")
-    assert await records.images.release_lock(image.id, winner)
+    await _new_task(records, image.id, "someone-else")
+    assert await records.tasks.finish("someone-else", TaskEnd.failure("never held the lock"))
+    assert (await records.images.get(image.id)).properties[IMPORT_LOCK] == winner
+    assert await records.tasks.finish(winner, TaskEnd.success({}))
     assert IMPORT_LOCK not in (await records.images.get(image.id)).properties
 
 
 async def test_live_lock_refused_dead_lock_taken_over(records: Records) -> None:
     image = await records.images.create(name=None, disk_format="raw", container_format="bare")
-    await _new_task(records, image.id, "t1")
-    assert await acquire_import_lock(records.images, records.tasks, image.id, "t1", 1.0) is None
+    await records.locks.take_for_new_task(image.id, _import_task("t1"))
     await records.tasks.claim("t1", "worker-a")
-    await _new_task(records, image.id, "t2")
     with pytest.raises(ImageStateConflict, match="being imported by task t1"):
-        await acquire_import_lock(records.images, records.tasks, image.id, "t2", 1.0)
+        await records.locks.take_for_new_task(image.id, _import_task("t2"))
+    assert [task.id for task in await records.tasks.list_for_image(image.id)] == ["t1"]
     await asyncio.sleep(1.2)
-    preempted = await acquire_import_lock(records.images, records.tasks, image.id, "t2", 1.0)
-    assert preempted == "t1"
+    await records.locks.take_for_new_task(image.id, _import_task("t2"))
+    assert (await records.images.get(image.id)).properties[IMPORT_LOCK] == "t2"
     old = await records.tasks.get("t1")
     assert old.status == "failure" and "lock preempted" in old.message
     assert not await records.tasks.heartbeat("t1", "worker-a")
@@ -172,9 +193,9 @@ async def test_claim_is_exclusive_until_the_lease_expires(records: Records) -> N
     with pytest.raises(LockLost, match="claimed by worker-a"):
         await records.tasks.claim("t1", "worker-b")
     assert await records.tasks.heartbeat("t1", "worker-a")
-    assert not await records.tasks.is_stale("t1")
+    assert await records.tasks.is_alive("t1")
     await asyncio.sleep(1.2)
-    assert await records.tasks.is_stale("t1")
+    assert not await records.tasks.is_alive("t1")
     await records.tasks.claim("t1", "worker-b")
     assert (await records.tasks.get("t1")).claimed_by == "worker-b"
     assert not await records.tasks.heartbeat("t1", "worker-a")

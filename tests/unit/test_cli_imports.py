@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.records import RecordWrites
 from worker.config.settings import DatabaseSettings
 from worker.tasks.services import Records
 
@@ -54,7 +55,7 @@ async def database(tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
     records = await Records.open(DatabaseSettings(url=url), lease_seconds=30.0)
     try:
         image = await records.images.create(name="a", disk_format="raw", container_format="bare")
-        await records.tasks.create(
+        await RecordWrites(records.engine).create_task(
             task_id="t-1", image_id=image.id, type="api_image_import", input={}
         )
     finally:

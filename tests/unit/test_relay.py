@@ -13,9 +13,9 @@ import pytest
 
 from flows.events import Announcement, EventType
 from flows.records import IMPORTING_TO_STORES
-from flows.states import ImageStatus
+from flows.states import ImageStatus, TaskType
 from worker.config.settings import DatabaseSettings, NotificationSettings
-from worker.db.tasks import TaskEnd
+from worker.db.tasks import NewTask, TaskEnd
 from worker.notifications.relay import Relay
 from worker.notifications.sinks import LogSink, NotificationUndelivered
 from worker.tasks.services import Records
@@ -91,10 +91,9 @@ async def an_import(records: Records, name: str = "img") -> str:
     """An image created, its import task created, claimed, announced and ended."""
     image = await records.images.create(name=name, disk_format="raw", container_format="bare")
     task_id = _task(image.id)
-    await records.tasks.create(
-        task_id=task_id, image_id=image.id, type="api_image_import", input={}
+    await records.locks.take_for_new_task(
+        image.id, lambda _: NewTask(TaskType.IMPORT, image.id, {}, id=task_id)
     )
-    await records.images.take_lock(image.id, task_id, None)
     await records.tasks.claim(task_id, "w1")
     await records.images.set_status(image.id, ImageStatus.IMPORTING)
     await records.events.announce(task_id, image.id, Announcement(EventType.IMAGE_UPDATE, "start"))

@@ -11,6 +11,7 @@ import pytest
 from flows.errors import NotFound
 from flows.records import FAILED_IMPORT, IMPORTING_TO_STORES, DataFacts
 from flows.states import ImageStatus
+from tests.support.records import RecordWrites
 from worker.config.settings import DatabaseSettings
 from worker.db.sqlite_reader import SqliteReader, sqlite_file
 from worker.db.tasks import TaskEnd
@@ -46,11 +47,12 @@ async def _fill(records: Records) -> tuple[str, str, str]:
     gone = await images.create(name="gone", disk_format="raw", container_format="bare")
     async with records.engine.begin() as connection:
         await connection.exec_driver_sql(f"UPDATE images SET deleted = 1 WHERE id = '{gone.id}'")
-    task = await records.tasks.create(
+    writes = RecordWrites(records.engine)
+    task = await writes.create_task(
         task_id="t-1", image_id=active.id, type="api_image_import", input={"x": [1, True]}
     )
     await records.tasks.finish(task.id, TaskEnd.success({"stores": ["central"]}, "done"))
-    await records.tasks.create(task_id="t-2", image_id=gone.id, type="api_image_import", input={})
+    await writes.create_task(task_id="t-2", image_id=gone.id, type="api_image_import", input={})
     return active.id, gone.id, task.id
 
 

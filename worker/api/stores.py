@@ -22,12 +22,7 @@ async def delete_from_store(request: web.Request) -> web.Response:
         raise conflict(f"The selected store {store} is not available on this node.")
     enforce_on_image(request, "get_image_location", image)
     enforce_on_image(request, "delete_image_location", image)
-    task = await state.catalog.delete_from_store(
-        image.id,
-        store,
-        identity,
-        lease_seconds=state.settings.worker.lease_seconds,
-    )
+    task = await state.catalog.delete_from_store(image.id, store, identity)
     await publish_delete(state, identity, image, task.id, task.type)
     log.info("image %s: data in %s to be deleted by task %s", image.id, store, task.id)
     return web.Response(status=204)

@@ -61,8 +61,7 @@ class DeleteSweeper:
     async def sweep_once(self) -> int:
         """Publish every due delete task once; return how many this worker published."""
         due = await self._deletions.due(
-            retry_after=timedelta(seconds=self._settings.delete_retry_seconds),
-            lease=timedelta(seconds=self._settings.lease_seconds),
+            retry_after=timedelta(seconds=self._settings.delete_retry_seconds)
         )
         published = 0
         for task in due:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, false, or_, select
@@ -20,28 +21,29 @@ from flows.errors import ImageStateConflict, NotFound
 from flows.events import EventType, Priority
 from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
 from flows.requester import RequestContext
-from flows.states import ImageStatus, LocationStatus, TaskStatus, TaskType
+from flows.states import ImageStatus, LocationStatus, TaskType
+from worker.db.deletions import DeleteTaskInput, DoomedLocation
 from worker.db.image_rows import (
     IMAGE_RELATIONS,
     add_image,
     load_image,
+    loaded_property,
     lock_image_row,
     snapshot,
 )
 from worker.db.listing import ImageQuery, apply_query
+from worker.db.liveness import is_alive
 from worker.db.models import (
     Image,
     ImageLocation,
     ImageMember,
     ImageProperty,
     ImageTag,
-    Task,
-    TaskInfo,
     utcnow,
 )
 from worker.db.outbox import Outbox
 from worker.db.payloads import send_payload
-from worker.db.tasks import task_snapshot
+from worker.db.tasks import NewTask, add_task
 from worker.db.transactions import Transactional
 
 #: Core attributes a caller may change (the rest are read-only or reserved).
@@ -102,10 +104,15 @@ class SqlCatalog(Transactional):
     """
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox | None = None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Outbox | None = None,
+        *,
+        lease_seconds: float = 300.0,
     ) -> None:
         super().__init__(sessions)
         self._outbox = outbox or Outbox()
+        self._lease = timedelta(seconds=lease_seconds)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -208,7 +215,7 @@ class SqlCatalog(Transactional):
             await session.flush()
             task = None
             if doomed or staged:
-                task = await _new_delete_task(
+                task = await self._delete_task(
                     session, TaskType.IMAGE_DELETE, image_id, doomed, staged, requester
                 )
             deleted = snapshot(image)
@@ -218,7 +225,7 @@ class SqlCatalog(Transactional):
         return await self._in_transaction(work)
 
     async def delete_from_store(
-        self, image_id: str, store: str, requester: RequestContext, *, lease_seconds: float
+        self, image_id: str, store: str, requester: RequestContext
     ) -> TaskRecord:
         """Forget the image's location in ``store`` now; leave its data to a task.
 
@@ -243,17 +250,45 @@ class SqlCatalog(Transactional):
                     "Cannot delete image data from the only store containing it. "
                     "Consider deleting the image instead."
                 )
-            await _refuse_while_importing(session, image, lease_seconds)
+            await self._refuse_while_importing(session, image)
             for location in chosen:
                 location.status = LocationStatus.PENDING_DELETE
             image.updated_at = utcnow()
-            task = await _new_delete_task(
+            task = await self._delete_task(
                 session, TaskType.STORE_DELETE, image_id, chosen, False, requester
             )
             await self._outbox.image(session, snapshot(image), EventType.IMAGE_UPDATE)
             return task
 
         return await self._in_transaction(work)
+
+    async def _refuse_while_importing(self, session: AsyncSession, image: Image) -> None:
+        """:class:`ImageStateConflict` while a live task holds the image's import lock."""
+        lock = loaded_property(image, IMPORT_LOCK)
+        holder = lock.value if lock is not None else None
+        if holder and await is_alive(session, holder, self._lease):
+            raise ImageStateConflict(
+                f"Image {image.id} is being imported or copied by task {holder}; "
+                "remove data from a store once that task has ended."
+            )
+
+    async def _delete_task(
+        self,
+        session: AsyncSession,
+        kind: TaskType,
+        image_id: str,
+        locations: Sequence[ImageLocation],
+        staged: bool,
+        requester: RequestContext,
+    ) -> TaskRecord:
+        """Record the task that removes ``locations``' data (and staged bits if ``staged``)."""
+        doomed = tuple(
+            DoomedLocation(loc.value, str((loc.meta_data or {}).get("store", "")))
+            for loc in locations
+        )
+        task_input = DeleteTaskInput(image_id, doomed, staged)
+        new = NewTask(kind, image_id, task_input.to_dict(), requester)
+        return await add_task(session, new, self._outbox)
 
     async def announce_send(
         self, image: ImageRecord, bytes_sent: int, receiver: RequestContext
@@ -287,55 +322,6 @@ class LastLocation(ImageStateConflict):
 
 def _is_active(location: ImageLocation) -> bool:
     return not location.deleted and location.status == LocationStatus.ACTIVE
-
-
-async def _refuse_while_importing(
-    session: AsyncSession, image: Image, lease_seconds: float
-) -> None:
-    holder = next((p.value for p in image.properties if p.name == IMPORT_LOCK and p.value), None)
-    if holder is None:
-        return
-    task = await session.scalar(select(Task).where(Task.id == holder))
-    if task is None or task.status in (TaskStatus.SUCCESS, TaskStatus.FAILURE):
-        return
-    raise ImageStateConflict(
-        f"Image {image.id} is being imported or copied by task {holder}; "
-        "remove data from a store once that task has ended."
-    )
-
-
-async def _new_delete_task(
-    session: AsyncSession,
-    kind: TaskType,
-    image_id: str,
-    locations: Sequence[ImageLocation],
-    staged: bool,
-    requester: RequestContext,
-) -> TaskRecord:
-    task = Task(
-        id=str(uuid.uuid4()),
-        type=kind,
-        status=TaskStatus.PENDING,
-        image_id=image_id,
-        owner=requester.project_id,
-        user_id=requester.user_id,
-        request_id=requester.request_id,
-        info=TaskInfo(
-            input={
-                "image_id": image_id,
-                "locations": [
-                    {"url": loc.value, "store": (loc.meta_data or {}).get("store", "")}
-                    for loc in locations
-                ],
-                "staging": staged,
-            },
-            result=None,
-            message="",
-        ),
-    )
-    session.add(task)
-    await session.flush()
-    return task_snapshot(task)
 
 
 def _apply_core(image: Image, core: Mapping[str, Any]) -> None:

@@ -7,20 +7,81 @@ retry delay has passed, however many times it takes: data is never left without 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, func, not_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.records import TaskRecord
 from flows.states import DELETE_TASK_TYPES, LocationStatus, TaskStatus
+from worker.db.liveness import alive
 from worker.db.models import Image, ImageLocation, Task, utcnow
 from worker.db.tasks import task_snapshot
 from worker.db.transactions import Transactional
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class DoomedLocation:
+    """A location whose data a delete task removes: its URL and its store."""
+
+    url: str
+    store: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteTaskInput:
+    """A delete task's input (``task_info.input``): what its worker removes."""
+
+    image_id: str
+    locations: tuple[DoomedLocation, ...]
+    #: Whether the image's staged bits (an upload or an import under way) go too.
+    staging: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The form recorded in the task's input."""
+        return {
+            "image_id": self.image_id,
+            "locations": [{"url": loc.url, "store": loc.store} for loc in self.locations],
+            "staging": self.staging,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> DeleteTaskInput:
+        """Read :meth:`to_dict`'s form back; :class:`ValueError` naming what does not fit."""
+        try:
+            if data is None:
+                raise KeyError("input")
+            return cls(
+                image_id=_of(str, data["image_id"]),
+                locations=tuple(
+                    DoomedLocation(_of(str, item["url"]), _of(str, item["store"]))
+                    for item in _of(list, data["locations"])
+                ),
+                staging=_of(bool, data["staging"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a delete task's input: {type(exc).__name__}: {exc}") from None
+
+
+def _of(kind: type[T], value: object) -> T:
+    if not isinstance(value, kind):
+        raise TypeError(f"{value!r} is not a {kind.__name__}")
+    return value
+
 
 class SqlDeletions(Transactional):
     """Locations pending deletion and the delete tasks' schedule."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, lease_seconds: float = 300.0
+    ) -> None:
+        super().__init__(sessions)
+        self._lease = timedelta(seconds=lease_seconds)
 
     async def forget_location(self, image_id: str, url: str) -> None:
         """Mark a location whose data is gone ``deleted``."""
@@ -73,11 +134,9 @@ class SqlDeletions(Transactional):
 
         return await self._in_transaction(work)
 
-    async def due(
-        self, retry_after: timedelta, lease: timedelta, limit: int = 100
-    ) -> list[TaskRecord]:
+    async def due(self, retry_after: timedelta, limit: int = 100) -> list[TaskRecord]:
         """Delete tasks to publish again: pending for ``retry_after``, or claimed by a worker
-        that stopped heartbeating for ``lease``."""
+        that is no longer alive (:mod:`worker.db.liveness`)."""
         now = utcnow()
 
         async def work(session: AsyncSession) -> list[TaskRecord]:
@@ -89,7 +148,7 @@ class SqlDeletions(Transactional):
                         and_(
                             Task.status == TaskStatus.PENDING, Task.updated_at < now - retry_after
                         ),
-                        and_(Task.status == TaskStatus.PROCESSING, Task.updated_at < now - lease),
+                        and_(Task.status == TaskStatus.PROCESSING, not_(alive(self._lease, now))),
                     ),
                 )
                 .order_by(Task.updated_at)

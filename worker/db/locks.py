@@ -1,70 +1,120 @@
-"""Taking an image's import lock (``os_glance_import_task``) for a new task.
+"""Taking an image's import lock (``os_glance_import_task``) for a new task, in one transaction.
 
-As in Glance, whoever starts an import takes the lock by compare-and-swap before the task can
-run. A lock held by a finished task, by a task that no longer exists, or by a task that has not
-heartbeated within the lease is taken over; the old task is then marked failed
-"lock preempted" so that its worker, if it still runs, stops at its next write.
+As in Glance, whoever starts an import takes the lock before the task can run. The image row
+is locked and read, the caller's preconditions run on it, and the new task is recorded holding
+the lock, all in one transaction. A lock held by a task that is no longer alive
+(:mod:`worker.db.liveness`: finished, missing, or silent for the lease) is taken over, and the
+old task ends failed "lock preempted" in the same transaction, so that its worker, if it still
+runs, stops at its next write. While a live task holds the lock, nothing is recorded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.errors import ImageStateConflict, NotFound
-from flows.states import is_terminal
-from worker.db.images import SqlImageRepository
-from worker.db.tasks import SqlTaskRepository, TaskEnd
+from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
+from worker.db.image_rows import load_image, loaded_property, snapshot
+from worker.db.liveness import is_alive
+from worker.db.models import ImageProperty, utcnow
+from worker.db.outbox import Outbox
+from worker.db.tasks import NewTask, TaskEnd, add_task, end_task
+from worker.db.transactions import Transactional
 
 log = logging.getLogger(__name__)
 
-#: Compare-and-swap attempts before giving up on a lock that keeps changing hands.
+#: Transactions tried before giving up on a lock that keeps changing hands.
 ATTEMPTS = 5
+#: What a task whose lock was taken over ends with.
+PREEMPTED = "lock preempted: the task stopped heartbeating within its lease"
 
 
-async def acquire_import_lock(
-    images: SqlImageRepository,
-    tasks: SqlTaskRepository,
-    image_id: str,
-    task_id: str,
-    lease_seconds: float,
-) -> str | None:
-    """Make ``task_id`` the holder of ``image_id``'s lock; return the task it preempted, if any.
+class _LockMoved(Exception):
+    """Another transaction changed the lock after this one read it: read it again."""
 
-    Raises :class:`ImageStateConflict` while a live task holds the lock.
-    """
-    for _ in range(ATTEMPTS):
-        holder = await images.lock_holder(image_id)
-        if holder is None or holder == task_id:
-            if await images.take_lock(image_id, task_id, holder):
-                return None
-            continue
-        if not await _is_dead(tasks, holder, lease_seconds):
+
+class SqlImportLocks(Transactional):
+    """The import lock of each image, taken for the task that will import it."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Outbox | None = None,
+        *,
+        lease_seconds: float = 300.0,
+    ) -> None:
+        super().__init__(sessions)
+        self._outbox = outbox or Outbox()
+        self._lease = timedelta(seconds=lease_seconds)
+
+    async def take_for_new_task(
+        self, image_id: str, plan: Callable[[ImageRecord], NewTask]
+    ) -> TaskRecord:
+        """Record the task ``plan`` makes of the image, holding the image's import lock.
+
+        ``plan`` sees the image as locked for this transaction, may raise (the caller's
+        preconditions) and returns the task. Raises :class:`ImageStateConflict`, with nothing
+        recorded, while a live task holds the lock.
+        """
+
+        async def work(session: AsyncSession) -> TaskRecord:
+            return await self._take(session, image_id, plan)
+
+        for _ in range(ATTEMPTS):
+            try:
+                return await self._in_transaction(work)
+            # A concurrent transaction set the lock first (an insert of the property row
+            # colliding with ours, or a changed value): the next one reads what it did.
+            except (_LockMoved, IntegrityError):
+                continue
+        raise ImageStateConflict(f"the import lock of image {image_id} keeps changing; try again")
+
+    async def _take(
+        self, session: AsyncSession, image_id: str, plan: Callable[[ImageRecord], NewTask]
+    ) -> TaskRecord:
+        image = await load_image(session, image_id, lock=True)
+        new = plan(snapshot(image))
+        row = loaded_property(image, IMPORT_LOCK)
+        holder = (row.value or None) if row is not None else None
+        if holder is not None and await is_alive(session, holder, self._lease):
             raise ImageStateConflict(
                 f"image {image_id} is being imported by task {holder}; wait for it to finish "
                 "(or for its lease to expire if its worker died)"
             )
-        if await images.take_lock(image_id, task_id, holder):
-            await _preempt(tasks, holder)
+        task = await add_task(session, new, self._outbox)
+        if row is None:
+            row = ImageProperty(image_id=image_id, name=IMPORT_LOCK, value=task.id)
+            session.add(row)
+            await session.flush()
+        else:
+            await _swap(session, image_id, row.value, task.id)
+        if holder is not None:
+            with contextlib.suppress(NotFound):  # a holder whose task row is gone
+                await end_task(session, holder, TaskEnd.failure(PREEMPTED), self._outbox)
             log.warning("import lock of image %s taken over from task %s", image_id, holder)
-            return holder
-    raise ImageStateConflict(f"the import lock of image {image_id} keeps changing; try again")
+        return task
 
 
-async def _is_dead(tasks: SqlTaskRepository, holder: str, lease_seconds: float) -> bool:
-    try:
-        task = await tasks.get(holder)
-    except NotFound:
-        return True
-    if is_terminal(task.status):
-        return True
-    return await tasks.is_stale(holder, lease_seconds)
-
-
-async def _preempt(tasks: SqlTaskRepository, holder: str) -> None:
-    try:
-        await tasks.finish(
-            holder,
-            TaskEnd.failure("lock preempted: the task stopped heartbeating within its lease"),
+async def _swap(session: AsyncSession, image_id: str, seen: str | None, task_id: str) -> None:
+    """Set the lock from ``seen`` to ``task_id``, or :class:`_LockMoved` if it is not ``seen``
+    any more (the row lock serialises writers, but the value was read in this transaction's
+    first statement, before the lock was granted)."""
+    result = await session.execute(
+        update(ImageProperty)
+        .where(
+            ImageProperty.image_id == image_id,
+            ImageProperty.name == IMPORT_LOCK,
+            ImageProperty.value.is_(None) if seen is None else ImageProperty.value == seen,
         )
-    except NotFound:
-        return
+        .values(value=task_id, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise _LockMoved(image_id)

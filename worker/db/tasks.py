@@ -2,31 +2,31 @@
 
 A task is ``pending`` until a worker claims it (``processing``, ``claimed_by``), and ends
 ``success`` or ``failure``. The claim is a compare-and-swap: a worker may claim a task that is
-unclaimed, already its own, or whose holder has not heartbeated (``updated_at``) within the
-lease — so two deliveries of one message never run the same task at once.
+unclaimed, already its own, or whose holder is no longer alive (:mod:`worker.db.liveness`) —
+so two deliveries of one message never run the same task at once.
+
+Every task row is built by :meth:`NewTask.row`: an import task's with its image's lock
+(:mod:`worker.db.locks`), a delete task's with the image's deletion (:mod:`worker.db.catalog`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, NotRequired, TypedDict, Unpack
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.errors import LockLost, NotFound
 from flows.events import EventType
-from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
-from flows.states import ImageStatus, TaskStatus, is_terminal
-from worker.db.image_rows import (
-    current_image,
-    load_image,
-    loaded_property,
-    set_loaded_property,
-    snapshot,
-)
+from flows.records import IMPORT_LOCK, TaskRecord
+from flows.requester import RequestContext
+from flows.states import ImageStatus, TaskStatus, TaskType, is_terminal
+from worker.db.image_rows import current_image
+from worker.db.liveness import alive, is_alive
 from worker.db.models import Image, ImageProperty, Task, TaskInfo, utcnow
 from worker.db.outbox import Outbox
 from worker.db.transactions import Transactional
@@ -35,33 +35,38 @@ PENDING = TaskStatus.PENDING
 PROCESSING = TaskStatus.PROCESSING
 
 
-class NewTask(TypedDict):
-    """What :meth:`SqlTaskRepository.create` records (a ``pending`` task)."""
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task to record: what it does, to which image, with which input, for whom."""
 
-    task_id: str
+    type: TaskType
     image_id: str
-    type: str
-    input: dict[str, Any]
-    owner: NotRequired[str | None]
-    user_id: NotRequired[str | None]
-    request_id: NotRequired[str | None]
+    input: Mapping[str, Any]
+    requester: RequestContext = field(default_factory=RequestContext)
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def row(self) -> Task:
+        """The ``pending`` task row, with its info: every task is recorded from this."""
+        return Task(
+            id=self.id,
+            type=self.type,
+            status=PENDING,
+            image_id=self.image_id,
+            owner=self.requester.project_id,
+            user_id=self.requester.user_id,
+            request_id=self.requester.request_id,
+            info=TaskInfo(input=dict(self.input), result=None, message=""),
+        )
 
 
-def _new_task(new: NewTask) -> Task:
-    return Task(
-        id=new["task_id"],
-        type=new["type"],
-        status=PENDING,
-        image_id=new["image_id"],
-        owner=new.get("owner"),
-        user_id=new.get("user_id"),
-        request_id=new.get("request_id"),
-        info=TaskInfo(input=new["input"], result=None, message=""),
-    )
-
-
-class LockHeld(Exception):
-    """The image's import lock is held: the task was not created."""
+async def add_task(session: AsyncSession, new: NewTask, outbox: Outbox) -> TaskRecord:
+    """In ``session``: record ``new`` and announce ``task.create``; return the task."""
+    task = new.row()
+    session.add(task)
+    await session.flush()
+    created = task_snapshot(task)
+    await outbox.task(session, created, EventType.TASK_CREATE)
+    return created
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,46 +117,6 @@ class SqlTaskRepository(Transactional):
         super().__init__(sessions)
         self._lease = timedelta(seconds=lease_seconds)
         self._outbox = outbox or Outbox()
-
-    async def create(self, **new: Unpack[NewTask]) -> TaskRecord:
-        """Record a new ``pending`` task."""
-
-        async def work(session: AsyncSession) -> TaskRecord:
-            task = _new_task(new)
-            session.add(task)
-            await session.flush()
-            return await self._created(session, task)
-
-        return await self._in_transaction(work)
-
-    async def create_holding_lock(
-        self, image_id: str, build: Callable[[ImageRecord], NewTask]
-    ) -> TaskRecord:
-        """Record a new ``pending`` task holding its image's import lock, in one transaction.
-
-        The image row is locked and read once; ``build`` sees it, may raise (the caller's
-        preconditions) and returns :meth:`create`'s arguments. :class:`LockHeld`, with
-        nothing recorded, when another task holds the lock.
-        """
-
-        async def work(session: AsyncSession) -> TaskRecord:
-            image = await load_image(session, image_id, lock=True)
-            fields = build(snapshot(image))
-            lock = loaded_property(image, IMPORT_LOCK)
-            if lock is not None and lock.value:
-                raise LockHeld(f"the import lock of image {image_id} is held by {lock.value}")
-            task = _new_task(fields)
-            session.add(task)
-            set_loaded_property(image, IMPORT_LOCK, task.id)
-            await session.flush()
-            return await self._created(session, task)
-
-        return await self._in_transaction(work)
-
-    async def _created(self, session: AsyncSession, task: Task) -> TaskRecord:
-        created = task_snapshot(task)
-        await self._outbox.task(session, created, EventType.TASK_CREATE)
-        return created
 
     async def announce_run(self, task_id: str) -> None:
         """Announce ``task.run``: the task was handed to the workers (or, embedded, run)."""
@@ -227,19 +192,14 @@ class SqlTaskRepository(Transactional):
 
         return await self._in_transaction(work)
 
-    async def is_stale(self, task_id: str, lease_seconds: float | None = None) -> bool:
-        """Tell whether the task is unfinished and nobody heartbeated it within the lease.
+    async def is_alive(self, task_id: str) -> bool:
+        """Whether the task is alive: unfinished and heartbeated within the lease
+        (:mod:`worker.db.liveness`)."""
 
-        A ``pending`` task (enqueued, no worker yet) gets twice the lease, as Glance gives a
-        pending task's lock twice as long: a queue backlog must not look like a dead worker.
-        """
-        lease = self._lease if lease_seconds is None else timedelta(seconds=lease_seconds)
-        task = await self._row(task_id)
-        if is_terminal(task.status):
-            return False
-        if task.status == PENDING:
-            lease *= 2
-        return task.updated_at is None or _aware(task.updated_at) < utcnow() - lease
+        async def work(session: AsyncSession) -> bool:
+            return await is_alive(session, task_id, self._lease)
+
+        return await self._in_transaction(work)
 
     async def set_message(self, task_id: str, message: str) -> None:
         """Replace the task's message."""
@@ -255,40 +215,7 @@ class SqlTaskRepository(Transactional):
         """
 
         async def work(session: AsyncSession) -> bool:
-            # The image row first, as every writer of the image's properties locks it (found
-            # through the task in the same query: one round trip).
-            its_image = select(Task.image_id).where(Task.id == task_id).scalar_subquery()
-            await session.execute(select(Image.id).where(Image.id == its_image).with_for_update())
-            task = await _load(session, task_id, for_update=True)
-            image_id = task.image_id
-            if is_terminal(task.status):
-                return False
-            if end.claimant is not None and task.claimed_by not in (None, end.claimant):
-                return False
-            task.status = end.status
-            task.claimed_by = None
-            task.updated_at = utcnow()
-            if end.result is not None:
-                task.info.result = dict(end.result)
-            task.info.message = end.message
-            released = image_id is not None and await _release_and_set(
-                session, image_id, task_id, end.image_status
-            )
-            if released and self._outbox.wants(EventType.IMAGE_UPDATE):
-                assert image_id is not None
-                await self._outbox.image(
-                    session,
-                    await current_image(session, image_id),
-                    EventType.IMAGE_UPDATE,
-                    key=f"{task_id}/{EventType.IMAGE_UPDATE}/end",
-                )
-            ended = (
-                EventType.TASK_SUCCESS
-                if end.status == TaskStatus.SUCCESS
-                else EventType.TASK_FAILURE
-            )
-            await self._outbox.task(session, task_snapshot(task), ended)
-            return True
+            return await end_task(session, task_id, end, self._outbox)
 
         return await self._in_transaction(work)
 
@@ -306,12 +233,6 @@ class SqlTaskRepository(Transactional):
 
         await self._in_transaction(work)
 
-    async def _row(self, task_id: str) -> Task:
-        async def work(session: AsyncSession) -> Task:
-            return await _load(session, task_id)
-
-        return await self._in_transaction(work)
-
     async def _set(self, task_id: str, *, message: str) -> None:
         async def work(session: AsyncSession) -> None:
             task = await _load(session, task_id)
@@ -321,11 +242,45 @@ class SqlTaskRepository(Transactional):
         await self._in_transaction(work)
 
 
+async def end_task(session: AsyncSession, task_id: str, end: TaskEnd, outbox: Outbox) -> bool:
+    """In ``session``: what :meth:`SqlTaskRepository.finish` does, in the caller's transaction."""
+    # The image row first, as every writer of the image's properties locks it (found through
+    # the task in the same query: one round trip).
+    its_image = select(Task.image_id).where(Task.id == task_id).scalar_subquery()
+    await session.execute(select(Image.id).where(Image.id == its_image).with_for_update())
+    task = await _load(session, task_id, for_update=True)
+    image_id = task.image_id
+    if is_terminal(task.status):
+        return False
+    if end.claimant is not None and task.claimed_by not in (None, end.claimant):
+        return False
+    task.status = end.status
+    task.claimed_by = None
+    task.updated_at = utcnow()
+    if end.result is not None:
+        task.info.result = dict(end.result)
+    task.info.message = end.message
+    released = image_id is not None and await _release_and_set(
+        session, image_id, task_id, end.image_status
+    )
+    if released and outbox.wants(EventType.IMAGE_UPDATE):
+        assert image_id is not None
+        await outbox.image(
+            session,
+            await current_image(session, image_id),
+            EventType.IMAGE_UPDATE,
+            key=f"{task_id}/{EventType.IMAGE_UPDATE}/end",
+        )
+    ended = EventType.TASK_SUCCESS if end.status == TaskStatus.SUCCESS else EventType.TASK_FAILURE
+    await outbox.task(session, task_snapshot(task), ended)
+    return True
+
+
 async def claim_task(
     session: AsyncSession, task_id: str, worker_id: str, lease: timedelta, outbox: Outbox
 ) -> bool:
     """In ``session``: make ``worker_id`` the task's holder (``processing``) if the task is
-    unclaimed, already its own, pending, or held by a worker silent for ``lease``; tell
+    unclaimed, already its own, pending, or no longer alive (:mod:`worker.db.liveness`); tell
     whether it did."""
     result = await session.execute(
         update(Task)
@@ -335,8 +290,8 @@ async def claim_task(
             or_(
                 Task.claimed_by.is_(None),
                 Task.claimed_by == worker_id,
-                and_(Task.status == PROCESSING, Task.updated_at < utcnow() - lease),
                 Task.status == PENDING,
+                not_(alive(lease)),
             ),
         )
         .values(status=PROCESSING, claimed_by=worker_id, updated_at=utcnow())
@@ -383,11 +338,6 @@ async def _release_and_set(
             .execution_options(synchronize_session=False)
         )
     return bool(released.rowcount)  # type: ignore[attr-defined]
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def task_snapshot(task: Task) -> TaskRecord:

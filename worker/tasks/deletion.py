@@ -12,22 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from flows.errors import LockLost
 from flows.states import AttemptStatus, is_terminal
+from worker.db.deletions import DeleteTaskInput, DoomedLocation
 from worker.db.tasks import TaskEnd
 from worker.tasks.runner import TaskOutcome
 from worker.tasks.services import Services
 from worker.tasks.staging import remove_image_staging
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class _Doomed:
-    url: str
-    store: str
 
 
 async def run_delete_task(services: Services, task_id: str) -> TaskOutcome:
@@ -39,40 +33,37 @@ async def run_delete_task(services: Services, task_id: str) -> TaskOutcome:
         await services.tasks.claim(task_id, services.worker_id)
     except LockLost as lost:
         return TaskOutcome(AttemptStatus.FAILURE, str(lost), lost.reason, ran=False)
-    image_id = str(task.image_id)
-    data = task.input or {}
-    listed = data.get("locations")
-    doomed = [
-        _Doomed(str(item.get("url", "")), str(item.get("store", "")))
-        for item in (listed if isinstance(listed, list) else [])
-        if isinstance(item, dict)
-    ]
+    try:
+        doomed = DeleteTaskInput.from_dict(task.input)
+    except ValueError as unreadable:
+        message = f"task {task_id}: {unreadable}; nothing was removed"
+        await services.tasks.finish(task_id, TaskEnd.failure(message))
+        return TaskOutcome(AttemptStatus.FAILURE, message, "bad_input")
+    image_id = doomed.image_id
     # A retry skips what an earlier attempt already removed.
-    pending = await services.records.deletions.still_pending(image_id, [d.url for d in doomed])
+    urls = [location.url for location in doomed.locations]
+    pending = await services.records.deletions.still_pending(image_id, urls)
     problems = [
         problem
         for problem in [
             await _remove(services, image_id, location)
-            for location in doomed
+            for location in doomed.locations
             if location.url in pending
         ]
         if problem is not None
     ]
-    if data.get("staging"):
+    if doomed.staging:
         await asyncio.to_thread(remove_image_staging, services.settings.staging.dir, image_id)
     if problems:
         message = "will retry: " + "; ".join(problems)
         await services.tasks.requeue(task_id, message)
         log.warning("delete task %s: %s", task_id, message)
         return TaskOutcome(AttemptStatus.DEFERRED, message, "deferred", transient=True)
-    removed = [location.url for location in doomed]
-    await services.tasks.finish(
-        task_id, TaskEnd.success({"image_id": image_id, "deleted": removed})
-    )
-    return TaskOutcome(AttemptStatus.SUCCESS, f"deleted {len(removed)} location(s)")
+    await services.tasks.finish(task_id, TaskEnd.success({"image_id": image_id, "deleted": urls}))
+    return TaskOutcome(AttemptStatus.SUCCESS, f"deleted {len(urls)} location(s)")
 
 
-async def _remove(services: Services, image_id: str, location: _Doomed) -> str | None:
+async def _remove(services: Services, image_id: str, location: DoomedLocation) -> str | None:
     """Remove one location's data; return why it could not be, or None when it is gone."""
     deletions = services.records.deletions
     store = services.stores.get(location.store)

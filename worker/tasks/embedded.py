@@ -128,9 +128,7 @@ async def delete_from_store(services: Services, image_id: str, store: str) -> Ta
         raise UnknownStore(
             f"unknown store {store}; configured stores: {', '.join(sorted(services.stores))}"
         )
-    task = await services.records.catalog.delete_from_store(
-        image_id, store, RequestContext(), lease_seconds=services.settings.worker.lease_seconds
-    )
+    task = await services.records.catalog.delete_from_store(image_id, store, RequestContext())
     return await run_delete_task(services, task.id)
 
 

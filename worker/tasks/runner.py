@@ -102,7 +102,6 @@ async def run_task(
 
 async def _wait_for_claim(services: Services, task_id: str, known: TaskRecord | None) -> TaskRecord:
     """Wait while another live worker holds the task; return it once terminal or free/stale."""
-    lease = services.settings.worker.lease_seconds
     poll = min(services.settings.worker.heartbeat_seconds, 5.0)
     while True:
         task, known = known or await services.tasks.get(task_id), None
@@ -110,7 +109,7 @@ async def _wait_for_claim(services: Services, task_id: str, known: TaskRecord | 
             return task
         if task.claimed_by in (None, services.worker_id):
             return task
-        if await services.tasks.is_stale(task_id, lease):
+        if not await services.tasks.is_alive(task_id):
             return task
         await asyncio.sleep(poll)
 

@@ -22,6 +22,7 @@ from worker.db.deletions import SqlDeletions
 from worker.db.engine import create_engine, create_sessionmaker
 from worker.db.events import SqlImageEvents
 from worker.db.images import SqlImageRepository
+from worker.db.locks import SqlImportLocks
 from worker.db.notifications import SqlNotifications
 from worker.db.outbox import Outbox
 from worker.db.schema import upgrade_if_behind
@@ -32,12 +33,17 @@ from worker.db.tasks import SqlTaskRepository
 class Records:
     """The image and task repositories over one database engine.
 
-    With ``notifications`` on, the repositories record Glance's events in the outbox with
-    the changes they make, and ``events`` records what an import announces.
+    ``lease_seconds`` is the lease every one of them judges a task's liveness by
+    (:mod:`worker.db.liveness`).
+
+        With ``notifications`` on, the repositories record Glance's events in the outbox with
+        the changes they make, and ``events`` records what an import announces.
     """
 
     images: SqlImageRepository
     tasks: SqlTaskRepository
+    #: The import locks, taken for new import tasks.
+    locks: SqlImportLocks
     deletions: SqlDeletions
     catalog: SqlCatalog
     #: The outbox as its relays read it.
@@ -68,8 +74,9 @@ class Records:
         return cls(
             images=SqlImageRepository(sessions, outbox, lease_seconds=lease_seconds),
             tasks=SqlTaskRepository(sessions, lease_seconds=lease_seconds, outbox=outbox),
-            deletions=SqlDeletions(sessions),
-            catalog=SqlCatalog(sessions, outbox),
+            locks=SqlImportLocks(sessions, outbox, lease_seconds=lease_seconds),
+            deletions=SqlDeletions(sessions, lease_seconds=lease_seconds),
+            catalog=SqlCatalog(sessions, outbox, lease_seconds=lease_seconds),
             notifications=SqlNotifications(sessions),
             events=SqlImageEvents(sessions, outbox) if on else NullEvents(),
             engine=engine,

@@ -3,17 +3,14 @@
 What Glance's API does before a task runs, shared by the API service, the broker client
 (``enqueue_import``) and the embedded ``imgworker import``: the request is checked against the
 image, the target stores are resolved once (and recorded in the task input as ``backend``),
-and the image's import lock is taken for the new task by compare-and-swap before anything is
-published or run. It needs only the records and a few settings, never a worker.
+and the new task is recorded holding the image's import lock (:mod:`worker.db.locks`) before
+anything is published or run. It needs only the records and a few settings, never a worker.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
-
-from sqlalchemy.exc import IntegrityError
 
 from flows.errors import ImageStateConflict
 from flows.preconditions import check_can_start
@@ -23,8 +20,7 @@ from flows.requester import RequestContext
 from flows.states import LocationStatus, TaskType
 from flows.targets import resolve_targets
 from worker.config.settings import Settings
-from worker.db.locks import acquire_import_lock
-from worker.db.tasks import LockHeld, NewTask, TaskEnd
+from worker.db.tasks import NewTask
 from worker.tasks.services import Records
 
 log = logging.getLogger(__name__)
@@ -36,7 +32,6 @@ class SubmissionRules:
 
     configured_stores: tuple[str, ...]
     default_store: str
-    lease_seconds: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SubmissionRules:
@@ -44,7 +39,6 @@ class SubmissionRules:
         return cls(
             configured_stores=tuple(settings.stores.backends),
             default_store=settings.stores.default,
-            lease_seconds=settings.worker.lease_seconds,
         )
 
 
@@ -82,11 +76,10 @@ async def submit_import(
                 f"image {image_id}'s data is still being removed from store(s) "
                 f"{', '.join(leaving)}; import there again once that deletion has finished"
             )
-        return {
-            "task_id": str(uuid.uuid4()),
-            "image_id": image_id,
-            "type": TaskType.IMPORT,
-            "input": {
+        return NewTask(
+            type=TaskType.IMPORT,
+            image_id=image_id,
+            input={
                 "image_id": image_id,
                 "import_req": request.to_body(),
                 "backend": targets,
@@ -95,29 +88,10 @@ async def submit_import(
                 # bits again.
                 "image_formats": ImageFormats.of(image).to_dict(),
             },
-            "owner": requester.project_id,
-            "user_id": requester.user_id,
-            "request_id": requester.request_id,
-        }
-
-    try:
-        # The usual case, the lock free: checked, and the task made with its lock, in one
-        # transaction.
-        return await records.tasks.create_holding_lock(image_id, task_for)
-    except (LockHeld, IntegrityError):
-        pass
-    fields = task_for(await records.images.get(image_id))
-    # Held (or just taken): a task of its own, then the lock by compare-and-swap, taking it
-    # over from a task that stopped heartbeating.
-    task = await records.tasks.create(**fields)
-    try:
-        await acquire_import_lock(
-            records.images, records.tasks, image_id, task.id, rules.lease_seconds
+            requester=requester,
         )
-    except BaseException as exc:
-        await records.tasks.finish(task.id, TaskEnd.failure(f"not started: {exc}"))
-        raise
-    return task
+
+    return await records.locks.take_for_new_task(image_id, task_for)
 
 
 async def announce_run(records: Records, task_id: str) -> None:
