@@ -43,6 +43,7 @@ from tests.support.images import MiB, make_sparse_raw
 from tests.support.workers import Topology, delete_topology, running_workers, write_config
 from worker.config.settings import load_settings
 from worker.daemon.client import Publisher, enqueue_import
+from worker.db.catalog import NewImage
 from worker.tasks.services import Services
 from worker.tasks.submission import SubmissionRules
 
@@ -88,8 +89,10 @@ async def run(count: int, workers: int, root: Path) -> tuple[float, list[float]]
 
                 async def enqueue_one() -> str:
                     async with slots:
-                        image = await services.images.create(
-                            name="bench", disk_format="raw", container_format="bare"
+                        image = await services.records.catalog.create(
+                            NewImage(
+                                owner=None, name="bench", disk_format="raw", container_format="bare"
+                            )
                         )
                         return await enqueue_import(
                             services.records, rules, pub, image_id=image.id, request=request

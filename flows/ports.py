@@ -1,6 +1,7 @@
 """What a flow needs from the outside world, as protocols the caller implements.
 
-The worker implements these on top of SQLAlchemy; unit tests use small in-memory fakes.
+Each lists only what a flow calls: the worker implements these on top of SQLAlchemy (with
+more that its own callers use); unit tests use small in-memory fakes.
 """
 
 from __future__ import annotations
@@ -9,21 +10,17 @@ from collections.abc import Callable
 from typing import Protocol
 
 from flows.events import Announcement
-from flows.records import DataFacts, Hold, ImageRecord, TaskRecord
+from flows.records import DataFacts, Hold, ImageRecord
 
 
 class ImageRepository(Protocol):
-    """Reads and updates image records; every method is atomic on its own.
+    """What an import writes to its image record; every method is atomic on its own.
 
     The methods that take a :class:`~flows.records.Hold` write only while the task still
     holds the image (its lock and the worker's claim), checked in the same transaction;
     otherwise they raise :class:`flows.errors.LockLost` (:class:`flows.errors.NotFound` when
     the image was deleted meanwhile).
     """
-
-    async def get(self, image_id: str) -> ImageRecord:
-        """Return the image, or raise :class:`flows.errors.NotFound` if it is unknown."""
-        ...
 
     async def assert_hold(self, hold: Hold) -> None:
         """Raise unless ``hold`` is still the task's (one cheap look)."""
@@ -68,14 +65,6 @@ class ImageRepository(Protocol):
         """Move ``store`` from ``os_glance_importing_to_stores`` to the failed list."""
         ...
 
-    async def set_status(self, image_id: str, status: str) -> None:
-        """Set ``images.status``."""
-        ...
-
-    async def add_to_list(self, image_id: str, prop: str, stores: list[str]) -> list[str]:
-        """Add stores to a comma-separated list property; return the new list."""
-        ...
-
     async def remove_from_list(self, image_id: str, prop: str, stores: list[str]) -> list[str]:
         """Remove stores from a comma-separated list property; return the new list."""
         ...
@@ -88,37 +77,13 @@ class ImageRepository(Protocol):
         """Set ``images.disk_format`` and ``images.container_format`` (what the bits are)."""
         ...
 
-    async def add_location(self, image_id: str, url: str, store: str) -> None:
-        """Record an active location of the image in ``store``."""
-        ...
-
     async def remove_location(self, image_id: str, url: str) -> None:
         """Forget a location (the data itself is deleted by the store)."""
         ...
 
-    async def record_data(self, image_id: str, facts: DataFacts) -> None:
-        """Record size, virtual size, checksum and multihash of the stored data."""
-        ...
-
-    async def take_lock(self, image_id: str, task_id: str, expected: str | None) -> bool:
-        """Compare-and-swap ``os_glance_import_task`` from ``expected`` (None: unset) to ours."""
-        ...
-
-    async def release_lock(self, image_id: str, task_id: str) -> bool:
-        """Drop the import lock if ``task_id`` still holds it; tell whether it did."""
-        ...
-
 
 class TaskRepository(Protocol):
-    """Reads and updates task records (``tasks`` + ``task_info``)."""
-
-    async def get(self, task_id: str) -> TaskRecord:
-        """Return the task, or raise :class:`flows.errors.NotFound` if it is unknown."""
-        ...
-
-    async def claim(self, task_id: str, worker_id: str) -> None:
-        """Mark the task ``processing`` by ``worker_id`` and stamp ``updated_at``."""
-        ...
+    """What a running import writes to its task (``tasks`` + ``task_info``)."""
 
     async def heartbeat(self, task_id: str, worker_id: str) -> bool:
         """Stamp ``updated_at`` if ``worker_id`` still holds the claim; tell whether it does."""

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient
 from flows.records import IMPORT_LOCK
 from flows.states import ImageStatus, LocationStatus, TaskStatus, TaskType
 from tests.support.api import api_client, identity_headers
+from tests.support.records import RecordWrites
 from tests.support.services import require_tcp
 from tests.support.settings import make_settings
 from tests.support.workers import Topology, delete_topology
@@ -79,15 +80,15 @@ async def _error(response: Any, status: int) -> str:
 
 async def _activate(state: ApiState, image_id: str, stores: tuple[str, ...], data: bytes) -> None:
     """Make the image active with its data in ``stores`` (as an import would leave it)."""
-    images = state.records.images
+    writes = RecordWrites(state.records.engine)
     for name in stores:
         path = Path(state.settings.stores.backends[name].path) / image_id  # type: ignore[union-attr]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        await images.add_location(image_id, path.as_uri(), name)
+        await writes.add_location(image_id, path.as_uri(), name)
     from flows.records import DataFacts
 
-    await images.record_data(
+    await writes.record_data(
         image_id,
         DataFacts(
             size=len(data),
@@ -96,7 +97,7 @@ async def _activate(state: ApiState, image_id: str, stores: tuple[str, ...], dat
             os_hash_value=hashlib.sha512(data).hexdigest(),
         ),
     )
-    await images.set_status(image_id, ImageStatus.ACTIVE)
+    await writes.set_status(image_id, ImageStatus.ACTIVE)
 
 
 async def _published(state: ApiState) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ from tests.support.workers import (
 )
 from worker.config.settings import Settings, load_settings
 from worker.daemon.messages import TaskMessage
+from worker.db.catalog import NewImage
 from worker.tasks.services import Services
 from worker.tasks.submission import SubmissionRules, submit_import
 
@@ -141,8 +142,8 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
             good = TaskMessage(str(uuid.uuid4()), str(uuid.uuid4()), _request(source), _ctx())
             body = json.loads(good.to_json())
             # A message claiming another requester than the task row the API recorded.
-            claimed = await services.images.create(
-                name="claimed", disk_format="raw", container_format="bare"
+            claimed = await services.records.catalog.create(
+                NewImage(owner=None, name="claimed", disk_format="raw", container_format="bare")
             )
             task = await submit_import(
                 services.records,

@@ -47,6 +47,7 @@ from tests.support.workers import (
     running_workers,
     write_config,
 )
+from worker.db.catalog import NewImage
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -352,8 +353,8 @@ async def test_no_duplicate_after_a_worker_is_killed_mid_import(
         running_workers(config, tmp_path, 2) as workers,
     ):
         async with opened(config) as services:
-            image = await services.images.create(
-                name="killed", disk_format="raw", container_format="bare"
+            image = await services.records.catalog.create(
+                NewImage(owner=None, name="killed", disk_format="raw", container_format="bare")
             )
             request = ImportRequest(
                 method="web-download",
@@ -422,8 +423,8 @@ async def test_imports_go_on_while_the_notification_broker_is_down(
             running_workers(config, tmp_path, 1) as (worker,),
         ):
             async with opened(config) as services:
-                image = await services.images.create(
-                    name="unheard", disk_format="raw", container_format="bare"
+                image = await services.records.catalog.create(
+                    NewImage(owner=None, name="unheard", disk_format="raw", container_format="bare")
                 )
                 request = ImportRequest(
                     method="web-download", uri=f"{source}/small.raw", stores=("central",)

@@ -27,6 +27,7 @@ from tests.support.workers import (
     write_config,
 )
 from worker.config.settings import load_settings
+from worker.db.catalog import NewImage
 from worker.tasks.services import Services
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -122,8 +123,8 @@ async def test_prometheus_sees_the_counters_and_evaluates_the_rules(
     try:
         async with serve_directory(www) as source:
             for _ in range(4):
-                image = await services.images.create(
-                    name="scraped", disk_format="raw", container_format="bare"
+                image = await services.records.catalog.create(
+                    NewImage(owner=None, name="scraped", disk_format="raw", container_format="bare")
                 )
                 request = ImportRequest(method="web-download", uri=f"{source}/disk.raw")
                 await enqueue(services, image.id, request)

@@ -23,6 +23,7 @@ from flows.records import (
 )
 from flows.states import TaskType
 from tests.support.records import RecordWrites
+from worker.db.catalog import NewImage, SqlCatalog
 from worker.db.engine import create_engine, create_sessionmaker
 from worker.db.images import SqlImageRepository
 from worker.db.locks import SqlImportLocks
@@ -44,6 +45,7 @@ GLANCE_TABLES = {
 @dataclass
 class Records:
     images: SqlImageRepository
+    catalog: SqlCatalog
     tasks: SqlTaskRepository
     locks: SqlImportLocks
     writes: RecordWrites
@@ -58,6 +60,7 @@ async def records(database_url: str) -> AsyncIterator[Records]:
     try:
         yield Records(
             SqlImageRepository(sessions),
+            SqlCatalog(sessions),
             SqlTaskRepository(sessions, lease_seconds=1.0),
             SqlImportLocks(sessions, lease_seconds=1.0),
             RecordWrites(engine),
@@ -112,14 +115,16 @@ async def test_the_models_describe_the_schema_the_migrations_create(database_url
 
 
 async def test_image_lifecycle_fields(records: Records) -> None:
-    image = await records.images.create(name="cirros", disk_format="qcow2", container_format="bare")
+    image = await records.catalog.create(
+        NewImage(owner=None, name="cirros", disk_format="qcow2", container_format="bare")
+    )
     assert image.status == "queued"
-    await records.images.set_status(image.id, "importing")
-    await records.images.add_location(image.id, "file:///s/central/x", "central")
-    await records.images.add_location(image.id, "file:///s/central/x", "central")
-    await records.images.add_location(image.id, "file:///s/dcn0/x", "dcn0")
+    await records.writes.set_status(image.id, "importing")
+    await records.writes.add_location(image.id, "file:///s/central/x", "central")
+    await records.writes.add_location(image.id, "file:///s/central/x", "central")
+    await records.writes.add_location(image.id, "file:///s/dcn0/x", "dcn0")
     facts = DataFacts(size=10, virtual_size=20, checksum="a" * 32, os_hash_value="b" * 128)
-    await records.images.record_data(image.id, facts)
+    await records.writes.record_data(image.id, facts)
     loaded = await records.images.get(image.id)
     assert loaded.status == "importing"
     assert loaded.stores == ["central", "dcn0"]
@@ -138,10 +143,12 @@ async def test_unknown_ids_are_named(records: Records) -> None:
 
 
 async def test_store_lists_keep_order_and_survive_concurrent_writers(records: Records) -> None:
-    image = await records.images.create(name=None, disk_format="raw", container_format="bare")
+    image = await records.catalog.create(
+        NewImage(owner=None, name=None, disk_format="raw", container_format="bare")
+    )
     stores = [f"s{n}" for n in range(12)]
     await asyncio.gather(
-        *(records.images.add_to_list(image.id, IMPORTING_TO_STORES, [s]) for s in stores)
+        *(records.writes.add_to_list(image.id, IMPORTING_TO_STORES, [s]) for s in stores)
     )
     current = (await records.images.get(image.id)).store_list(IMPORTING_TO_STORES)
     assert sorted(current) == sorted(stores)
@@ -151,11 +158,13 @@ async def test_store_lists_keep_order_and_survive_concurrent_writers(records: Re
     assert (await records.images.get(image.id)).store_list(IMPORTING_TO_STORES) == [
         s for s in current if s not in stores[:6]
     ]
-    assert await records.images.add_to_list(image.id, FAILED_IMPORT, ["b", "a", "b"]) == ["b", "a"]
+    assert await records.writes.add_to_list(image.id, FAILED_IMPORT, ["b", "a", "b"]) == ["b", "a"]
 
 
 async def test_lock_is_compare_and_swap(records: Records) -> None:
-    image = await records.images.create(name=None, disk_format="raw", container_format="bare")
+    image = await records.catalog.create(
+        NewImage(owner=None, name=None, disk_format="raw", container_format="bare")
+    )
     results = await asyncio.gather(
         *(records.locks.take_for_new_task(image.id, _import_task(f"task-{n}")) for n in range(8)),
         return_exceptions=True,
@@ -172,7 +181,9 @@ async def test_lock_is_compare_and_swap(records: Records) -> None:
 
 
 async def test_live_lock_refused_dead_lock_taken_over(records: Records) -> None:
-    image = await records.images.create(name=None, disk_format="raw", container_format="bare")
+    image = await records.catalog.create(
+        NewImage(owner=None, name=None, disk_format="raw", container_format="bare")
+    )
     await records.locks.take_for_new_task(image.id, _import_task("t1"))
     await records.tasks.claim("t1", "worker-a")
     with pytest.raises(ImageStateConflict, match="being imported by task t1"):
@@ -187,7 +198,9 @@ async def test_live_lock_refused_dead_lock_taken_over(records: Records) -> None:
 
 
 async def test_claim_is_exclusive_until_the_lease_expires(records: Records) -> None:
-    image = await records.images.create(name=None, disk_format="raw", container_format="bare")
+    image = await records.catalog.create(
+        NewImage(owner=None, name=None, disk_format="raw", container_format="bare")
+    )
     await _new_task(records, image.id, "t1")
     await records.tasks.claim("t1", "worker-a")
     with pytest.raises(LockLost, match="claimed by worker-a"):
@@ -202,7 +215,9 @@ async def test_claim_is_exclusive_until_the_lease_expires(records: Records) -> N
 
 
 async def test_task_states_and_info(records: Records) -> None:
-    image = await records.images.create(name=None, disk_format="raw", container_format="bare")
+    image = await records.catalog.create(
+        NewImage(owner=None, name=None, disk_format="raw", container_format="bare")
+    )
     await _new_task(records, image.id, "t1")
     task = await records.tasks.get("t1")
     assert (task.status, task.input, task.claimed_by) == ("pending", {"image_id": image.id}, None)

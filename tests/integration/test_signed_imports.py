@@ -22,6 +22,7 @@ from tests.support.signing import (
     signature_properties,
 )
 from worker.daemon.metrics import Metrics
+from worker.db.catalog import NewImage
 from worker.tasks.runner import TaskOutcome, run_task
 from worker.tasks.services import Services
 from worker.tasks.staging import stage_upload
@@ -53,8 +54,14 @@ def qcow2(tmp_path: Path) -> Path:
 async def _import(
     services: Services, source: Path, properties: dict[str, str]
 ) -> tuple[TaskOutcome, str]:
-    image = await services.images.create(
-        name="signed", disk_format="qcow2", container_format="bare", properties=properties
+    image = await services.records.catalog.create(
+        NewImage(
+            owner=None,
+            name="signed",
+            disk_format="qcow2",
+            container_format="bare",
+            properties=properties,
+        )
     )
     await stage_upload(services.images, services.settings.staging.dir, image.id, source)
     request = ImportRequest(method="glance-direct", stores=STORES)

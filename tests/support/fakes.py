@@ -20,6 +20,7 @@ from flows.records import (
     join_store_list,
     split_store_list,
 )
+from flows.states import ImageStatus, TaskStatus
 
 
 class MemoryImages:
@@ -38,7 +39,7 @@ class MemoryImages:
             raise LockLost(f"task {hold.task_id} no longer holds image {hold.image_id}")
         if self.tasks is not None:
             task = await self.tasks.get(hold.task_id)
-            if task.status != "processing" or task.claimed_by != hold.worker_id:
+            if task.status != TaskStatus.PROCESSING or task.claimed_by != hold.worker_id:
                 raise LockLost(f"task {hold.task_id} was taken over")
 
     async def begin_import(
@@ -58,7 +59,7 @@ class MemoryImages:
         await self.add_to_list(hold.image_id, IMPORTING_TO_STORES, targets)
         await self.remove_from_list(hold.image_id, FAILED_IMPORT, targets)
         if importing:
-            await self.set_status(hold.image_id, "importing")
+            await self.set_status(hold.image_id, ImageStatus.IMPORTING)
         return before
 
     async def record_stored(
@@ -74,7 +75,7 @@ class MemoryImages:
         await self.add_location(hold.image_id, url, store)
         if activate is not None:
             await self.record_data(hold.image_id, activate)
-            await self.set_status(hold.image_id, "active")
+            await self.set_status(hold.image_id, ImageStatus.ACTIVE)
         if upload is not None and self.events is not None:
             await self.events.announce(hold.task_id, hold.image_id, upload)
         await self.remove_from_list(hold.image_id, IMPORTING_TO_STORES, [store])
@@ -140,19 +141,6 @@ class MemoryImages:
             os_hash_value=facts.os_hash_value,
         )
 
-    async def take_lock(self, image_id: str, task_id: str, expected: str | None) -> bool:
-        holder = self.images[image_id].properties.get(IMPORT_LOCK) or None
-        if holder != expected:
-            return False
-        await self.set_property(image_id, IMPORT_LOCK, task_id)
-        return True
-
-    async def release_lock(self, image_id: str, task_id: str) -> bool:
-        if self.images[image_id].properties.get(IMPORT_LOCK) != task_id:
-            return False
-        await self.set_property(image_id, IMPORT_LOCK, "")
-        return True
-
 
 class MemoryTasks:
     """flows.ports.TaskRepository over a dict."""
@@ -174,7 +162,7 @@ class MemoryTasks:
         self.tasks[task_id] = dataclasses.replace(self.tasks[task_id], **changes)  # type: ignore[arg-type]
 
     async def claim(self, task_id: str, worker_id: str) -> None:
-        self._update(task_id, status="processing", claimed_by=worker_id)
+        self._update(task_id, status=TaskStatus.PROCESSING, claimed_by=worker_id)
         self.beats[task_id] = time.monotonic()
 
     async def heartbeat(self, task_id: str, worker_id: str) -> bool:

@@ -9,11 +9,14 @@ transactions of the records' own kind (the image row locked first, as every writ
 
 from __future__ import annotations
 
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from flows.records import TaskRecord
-from flows.states import TaskType
+from flows.records import DataFacts, TaskRecord, join_store_list, split_store_list
+from flows.states import LocationStatus, TaskType
 from worker.db.engine import create_sessionmaker
+from worker.db.image_rows import lock_image_row, property_row, put_property
+from worker.db.models import Image, ImageLocation, utcnow
 from worker.db.tasks import NewTask, task_snapshot
 from worker.db.transactions import Transactional
 
@@ -34,5 +37,75 @@ class RecordWrites(Transactional):
             session.add(task)
             await session.flush()
             return task_snapshot(task)
+
+        return await self._in_transaction(work)
+
+    async def set_status(self, image_id: str, status: str) -> None:
+        """Set ``images.status``."""
+
+        async def work(session: AsyncSession) -> None:
+            await session.execute(
+                update(Image)
+                .where(Image.id == image_id)
+                .values(status=status, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+        await self._in_transaction(work)
+
+    async def add_location(self, image_id: str, url: str, store: str) -> None:
+        """Record an active location in ``store`` (once per URL)."""
+
+        async def work(session: AsyncSession) -> None:
+            await lock_image_row(session, image_id)
+            recorded = await session.scalar(
+                select(ImageLocation.id).where(
+                    ImageLocation.image_id == image_id,
+                    ImageLocation.value == url,
+                    ImageLocation.deleted.is_(False),
+                )
+            )
+            if recorded is None:
+                session.add(
+                    ImageLocation(
+                        image_id=image_id,
+                        value=url,
+                        meta_data={"store": store},
+                        status=LocationStatus.ACTIVE,
+                    )
+                )
+
+        await self._in_transaction(work)
+
+    async def record_data(self, image_id: str, facts: DataFacts) -> None:
+        """Record the size, virtual size, checksum and multihash of the image's data."""
+
+        async def work(session: AsyncSession) -> None:
+            await session.execute(
+                update(Image)
+                .where(Image.id == image_id)
+                .values(
+                    size=facts.size,
+                    virtual_size=facts.virtual_size,
+                    checksum=facts.checksum,
+                    os_hash_algo=facts.os_hash_algo,
+                    os_hash_value=facts.os_hash_value,
+                    updated_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+        await self._in_transaction(work)
+
+    async def add_to_list(self, image_id: str, prop: str, stores: list[str]) -> list[str]:
+        """Append the stores missing from list property ``prop``; return the new list."""
+
+        async def work(session: AsyncSession) -> list[str]:
+            await lock_image_row(session, image_id)
+            row = await property_row(session, image_id, prop)
+            current = split_store_list(row.value or "") if row else []
+            new = current + [store for store in dict.fromkeys(stores) if store not in current]
+            await put_property(session, image_id, prop, join_store_list(new), row)
+            return new
 
         return await self._in_transaction(work)

@@ -13,6 +13,7 @@ from flows.request import ImportRequest
 from flows.states import is_terminal
 from tests.support.enqueue import enqueue
 from worker.config.settings import load_settings
+from worker.db.catalog import NewImage
 from worker.tasks.services import Services
 
 #: The stores of tests/support/workers.py's default configuration.
@@ -33,8 +34,8 @@ async def enqueue_download(
     services: Services, uri: str, stores: list[str] = STORES, disk_format: str = "raw"
 ) -> tuple[str, str]:
     """Record an image and enqueue its web-download from ``uri``; return (image, task)."""
-    image = await services.images.create(
-        name="it", disk_format=disk_format, container_format="bare"
+    image = await services.records.catalog.create(
+        NewImage(owner=None, name="it", disk_format=disk_format, container_format="bare")
     )
     request = ImportRequest(
         method="web-download", uri=uri, stores=tuple(stores), all_stores_must_succeed=True

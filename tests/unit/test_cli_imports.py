@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.records import RecordWrites
 from worker.config.settings import DatabaseSettings
+from worker.db.catalog import NewImage
 from worker.tasks.services import Records
 
 #: Modules no everyday command needs, each costing a large part of the 0.3 s budget.
@@ -54,7 +55,9 @@ async def database(tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'records.db'}"
     records = await Records.open(DatabaseSettings(url=url), lease_seconds=30.0)
     try:
-        image = await records.images.create(name="a", disk_format="raw", container_format="bare")
+        image = await records.catalog.create(
+            NewImage(owner=None, name="a", disk_format="raw", container_format="bare")
+        )
         await RecordWrites(records.engine).create_task(
             task_id="t-1", image_id=image.id, type="api_image_import", input={}
         )

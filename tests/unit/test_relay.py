@@ -14,7 +14,9 @@ import pytest
 from flows.events import Announcement, EventType
 from flows.records import IMPORTING_TO_STORES
 from flows.states import ImageStatus, TaskType
+from tests.support.records import RecordWrites
 from worker.config.settings import DatabaseSettings, NotificationSettings
+from worker.db.catalog import NewImage
 from worker.db.tasks import NewTask, TaskEnd
 from worker.notifications.relay import Relay
 from worker.notifications.sinks import LogSink, NotificationUndelivered
@@ -89,13 +91,15 @@ async def records(tmp_path: Path) -> AsyncIterator[Records]:
 
 async def an_import(records: Records, name: str = "img") -> str:
     """An image created, its import task created, claimed, announced and ended."""
-    image = await records.images.create(name=name, disk_format="raw", container_format="bare")
+    image = await records.catalog.create(
+        NewImage(owner=None, name=name, disk_format="raw", container_format="bare")
+    )
     task_id = _task(image.id)
     await records.locks.take_for_new_task(
         image.id, lambda _: NewTask(TaskType.IMPORT, image.id, {}, id=task_id)
     )
     await records.tasks.claim(task_id, "w1")
-    await records.images.set_status(image.id, ImageStatus.IMPORTING)
+    await RecordWrites(records.engine).set_status(image.id, ImageStatus.IMPORTING)
     await records.events.announce(task_id, image.id, Announcement(EventType.IMAGE_UPDATE, "start"))
     await records.tasks.finish(task_id, TaskEnd.success({"image_id": image.id}))
     return image.id
@@ -128,8 +132,10 @@ async def test_the_final_update_says_the_lock_is_released(records: Records) -> N
 
 
 async def test_an_announcement_is_recorded_once_per_task_and_moment(records: Records) -> None:
-    image = await records.images.create(name="x", disk_format="raw", container_format="bare")
-    await records.images.add_to_list(image.id, IMPORTING_TO_STORES, ["central"])
+    image = await records.catalog.create(
+        NewImage(owner=None, name="x", disk_format="raw", container_format="bare")
+    )
+    await RecordWrites(records.engine).add_to_list(image.id, IMPORTING_TO_STORES, ["central"])
     again = Announcement(EventType.IMAGE_PREPARE, "store:central", store="central")
     for _ in range(3):
         await records.events.announce("task", image.id, again)

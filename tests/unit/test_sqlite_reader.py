@@ -13,6 +13,7 @@ from flows.records import FAILED_IMPORT, IMPORTING_TO_STORES, DataFacts
 from flows.states import ImageStatus
 from tests.support.records import RecordWrites
 from worker.config.settings import DatabaseSettings
+from worker.db.catalog import NewImage
 from worker.db.sqlite_reader import SqliteReader, sqlite_file
 from worker.db.tasks import TaskEnd
 from worker.tasks.services import Records
@@ -30,24 +31,33 @@ async def records(tmp_path: Path) -> AsyncIterator[Records]:
 
 async def _fill(records: Records) -> tuple[str, str, str]:
     """An active image in two stores (one location forgotten), a queued one, a deleted one."""
-    images = records.images
-    active = await images.create(
-        name="cirros", disk_format="qcow2", container_format="bare", properties={"a": "1"}
+    images, writes = records.images, RecordWrites(records.engine)
+    active = await records.catalog.create(
+        NewImage(
+            owner=None,
+            name="cirros",
+            disk_format="qcow2",
+            container_format="bare",
+            properties={"a": "1"},
+        )
     )
-    await images.add_to_list(active.id, IMPORTING_TO_STORES, ["central", "dcn0", "dcn1"])
+    await writes.add_to_list(active.id, IMPORTING_TO_STORES, ["central", "dcn0", "dcn1"])
     for store in ("central", "dcn0", "old"):
-        await images.add_location(active.id, f"file:///{store}/{active.id}", store)
+        await writes.add_location(active.id, f"file:///{store}/{active.id}", store)
     await images.remove_location(active.id, f"file:///old/{active.id}")
     await images.remove_from_list(active.id, IMPORTING_TO_STORES, ["central", "dcn0", "dcn1"])
-    await images.add_to_list(active.id, FAILED_IMPORT, ["dcn1"])
+    await writes.add_to_list(active.id, FAILED_IMPORT, ["dcn1"])
     await images.set_property(active.id, "empty", "")
-    await images.record_data(active.id, DataFacts(10, 20, "a" * 32, "b" * 128))
-    await images.set_status(active.id, ImageStatus.ACTIVE)
-    await images.create(name=None, disk_format="raw", container_format="bare")
-    gone = await images.create(name="gone", disk_format="raw", container_format="bare")
+    await writes.record_data(active.id, DataFacts(10, 20, "a" * 32, "b" * 128))
+    await writes.set_status(active.id, ImageStatus.ACTIVE)
+    await records.catalog.create(
+        NewImage(owner=None, name=None, disk_format="raw", container_format="bare")
+    )
+    gone = await records.catalog.create(
+        NewImage(owner=None, name="gone", disk_format="raw", container_format="bare")
+    )
     async with records.engine.begin() as connection:
         await connection.exec_driver_sql(f"UPDATE images SET deleted = 1 WHERE id = '{gone.id}'")
-    writes = RecordWrites(records.engine)
     task = await writes.create_task(
         task_id="t-1", image_id=active.id, type="api_image_import", input={"x": [1, True]}
     )

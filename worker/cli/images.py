@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 @pass_env
 def image_create(env: Env, disk_format: str, container_format: str, name: str | None) -> None:
     """Record a new (queued) image and print its id."""
-    image = run_with_services(
-        env.settings,
-        lambda services: services.images.create(
-            name=name, disk_format=disk_format, container_format=container_format
-        ),
+    from worker.db.catalog import NewImage
+
+    new = NewImage(
+        owner=None, name=name, disk_format=disk_format, container_format=container_format
     )
+    image = run_with_services(env.settings, lambda services: services.records.catalog.create(new))
     click.echo(image.id)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from flows.errors import NotFound
 from flows.events import EventType
-from flows.records import IMPORT_LOCK, ImageRecord, Location
+from flows.records import ImageRecord, Location
 from worker.db.models import Image, ImageProperty, utcnow
 from worker.db.outbox import Outbox
 
@@ -154,17 +154,3 @@ def set_loaded_property(image: Image, name: str, value: str) -> None:
     elif row.value != value:
         row.value = value
         row.updated_at = utcnow()
-
-
-async def take_lock_in(
-    session: AsyncSession, image_id: str, task_id: str, expected: str | None
-) -> bool:
-    """In ``session``: compare-and-swap the image's import lock from ``expected`` (None: not
-    held) to ``task_id``; tell whether it did."""
-    await lock_image_row(session, image_id)
-    row = await property_row(session, image_id, IMPORT_LOCK)
-    holder = (row.value or None) if row else None
-    if holder != expected:
-        return False
-    await put_property(session, image_id, IMPORT_LOCK, task_id, row)
-    return True

@@ -1,7 +1,10 @@
 """The image repository: flows.ports.ImageRepository on SQLAlchemy, plus what the CLI needs.
 
+Images are created by the catalogue (:meth:`worker.db.catalog.SqlCatalog.create`), for the
+API and the CLI alike; this is what an import and staging write, and the CLI's reads.
+
 Every method runs in its own transaction. Read-modify-write sequences (the comma-separated
-store lists, the lock) first lock the image row (``SELECT ... FOR UPDATE`` on PostgreSQL;
+store lists) first lock the image row (``SELECT ... FOR UPDATE`` on PostgreSQL;
 ``BEGIN IMMEDIATE`` on SQLite, see :mod:`worker.db.engine`), so concurrent writers from any
 number of processes never lose each other's updates.
 """
@@ -10,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.selectable import ScalarSelect
 
@@ -37,7 +38,6 @@ from flows.states import ImageStatus, LocationStatus, TaskStatus
 from worker.db.events import record_announcement
 from worker.db.image_rows import (
     IMAGE_RELATIONS,
-    add_image,
     load_image,
     loaded_property,
     lock_image_row,
@@ -45,7 +45,6 @@ from worker.db.image_rows import (
     put_property,
     set_loaded_property,
     snapshot,
-    take_lock_in,
 )
 from worker.db.models import Image, ImageLocation, ImageProperty, Task, utcnow
 from worker.db.outbox import Outbox
@@ -56,9 +55,9 @@ from worker.db.transactions import Transactional
 class SqlImageRepository(Transactional):
     """Images, their properties and locations.
 
-    Creating an image and staging its data are announced (``image.create``,
-    ``image.update``) through ``outbox``, in the same transaction; what an import changes is
-    announced by the flow itself (:mod:`worker.db.events`).
+    Staging an image's data is announced (``image.update``) through ``outbox``, in the same
+    transaction; what an import changes is announced by the flow itself
+    (:mod:`worker.db.events`).
     """
 
     def __init__(
@@ -71,34 +70,6 @@ class SqlImageRepository(Transactional):
         super().__init__(sessions)
         self._outbox = outbox or Outbox()
         self._lease = timedelta(seconds=lease_seconds)
-
-    async def exists(self, image_id: str) -> bool:
-        """Whether the image exists and is not deleted (one cheap look)."""
-
-        async def work(session: AsyncSession) -> bool:
-            found = await session.scalar(
-                select(Image.id).where(Image.id == image_id, Image.deleted.is_(False))
-            )
-            return found is not None
-
-        return await self._in_transaction(work)
-
-    async def lock_holder(self, image_id: str) -> str | None:
-        """The task holding the image's import lock, if any (:class:`NotFound` if no image)."""
-
-        async def work(session: AsyncSession) -> str | None:
-            row = (
-                await session.execute(
-                    select(Image.id, _property_of_image(IMPORT_LOCK)).where(
-                        Image.id == image_id, Image.deleted.is_(False)
-                    )
-                )
-            ).first()
-            if row is None:
-                raise NotFound(f"image {image_id} does not exist")
-            return row[1] or None
-
-        return await self._in_transaction(work)
 
     # -- a task's hold, checked in the transaction of the write it guards ------------------
 
@@ -236,70 +207,16 @@ class SqlImageRepository(Transactional):
 
         return await self._in_transaction(work)
 
-    # -- creating ------------------------------------------------------------------------
-
-    async def create(
-        self,
-        *,
-        name: str | None,
-        disk_format: str,
-        container_format: str,
-        owner: str | None = None,
-        image_id: str | None = None,
-        properties: dict[str, str] | None = None,
-    ) -> ImageRecord:
-        """Record a new ``queued`` image (what ``POST /v2/images`` does) and return it."""
-        new_id = image_id or str(uuid.uuid4())
-
-        async def work(session: AsyncSession) -> ImageRecord:
-            image = Image(
-                id=new_id,
-                name=name,
-                status=ImageStatus.QUEUED,
-                disk_format=disk_format,
-                container_format=container_format,
-                owner=owner,
-                properties=[
-                    ImageProperty(name=key, value=value)
-                    for key, value in (properties or {}).items()
-                ],
-                locations=[],
-                tags=[],
-            )
-            return await add_image(session, image, self._outbox)
-
-        return await self._in_transaction(work)
-
     # -- updating ------------------------------------------------------------------------
-
-    async def set_status(self, image_id: str, status: str) -> None:
-        """Set ``images.status``."""
-
-        async def work(session: AsyncSession) -> None:
-            await _set_status(session, image_id, status)
-
-        await self._in_transaction(work)
-
-    async def add_to_list(
-        self, image_id: str, prop: str, stores: builtins.list[str]
-    ) -> builtins.list[str]:
-        """Append stores missing from list property ``prop``; return the new list."""
-
-        return await self._change_list(image_id, prop, _adding(stores))
 
     async def remove_from_list(
         self, image_id: str, prop: str, stores: builtins.list[str]
     ) -> builtins.list[str]:
         """Remove stores from list property ``prop``; return the new list."""
 
-        return await self._change_list(image_id, prop, _removing(stores))
-
-    async def _change_list(
-        self, image_id: str, prop: str, change: Callable[[builtins.list[str]], builtins.list[str]]
-    ) -> builtins.list[str]:
         async def work(session: AsyncSession) -> builtins.list[str]:
             await lock_image_row(session, image_id)
-            return await _edit_list(session, image_id, prop, change)
+            return await _edit_list(session, image_id, prop, _removing(stores))
 
         return await self._in_transaction(work)
 
@@ -358,27 +275,6 @@ class SqlImageRepository(Transactional):
 
         await self._in_transaction(work)
 
-    async def delete_property(self, image_id: str, name: str) -> None:
-        """Remove one property (missing is fine)."""
-
-        async def work(session: AsyncSession) -> None:
-            await session.execute(
-                delete(ImageProperty).where(
-                    ImageProperty.image_id == image_id, ImageProperty.name == name
-                )
-            )
-
-        await self._in_transaction(work)
-
-    async def add_location(self, image_id: str, url: str, store: str) -> None:
-        """Record an active location of the image in ``store`` (once per URL)."""
-
-        async def work(session: AsyncSession) -> None:
-            await lock_image_row(session, image_id)
-            await _add_location(session, image_id, url, store)
-
-        await self._in_transaction(work)
-
     async def remove_location(self, image_id: str, url: str) -> None:
         """Forget a location (Glance soft-deletes it)."""
 
@@ -395,60 +291,6 @@ class SqlImageRepository(Transactional):
             )
 
         await self._in_transaction(work)
-
-    async def record_data(self, image_id: str, facts: DataFacts) -> None:
-        """Record size, virtual size, checksum and the multihash of the stored data."""
-
-        async def work(session: AsyncSession) -> None:
-            await session.execute(
-                update(Image)
-                .where(Image.id == image_id)
-                .values(**_facts(facts), updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-
-        await self._in_transaction(work)
-
-    # -- the import lock -------------------------------------------------------------------
-
-    async def take_lock(self, image_id: str, task_id: str, expected: str | None) -> bool:
-        """Compare-and-swap ``os_glance_import_task`` from ``expected`` to ``task_id``."""
-
-        async def work(session: AsyncSession) -> bool:
-            return await take_lock_in(session, image_id, task_id, expected)
-
-        try:
-            return await self._in_transaction(work)
-        except IntegrityError:
-            # Another writer inserted the property between our read and our insert.
-            return False
-
-    async def release_lock(self, image_id: str, task_id: str) -> bool:
-        """Drop the lock if ``task_id`` still holds it; tell whether it did."""
-
-        async def work(session: AsyncSession) -> bool:
-            result = await session.execute(
-                delete(ImageProperty).where(
-                    ImageProperty.image_id == image_id,
-                    ImageProperty.name == IMPORT_LOCK,
-                    ImageProperty.value == task_id,
-                )
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
-
-        return await self._in_transaction(work)
-
-
-async def _add_location(session: AsyncSession, image_id: str, url: str, store: str) -> None:
-    existing = await session.scalar(
-        select(ImageLocation.id).where(
-            ImageLocation.image_id == image_id,
-            ImageLocation.value == url,
-            ImageLocation.deleted.is_(False),
-        )
-    )
-    if existing is None:
-        session.add(_new_location(image_id, url, store))
 
 
 def _new_location(image_id: str, url: str, store: str) -> ImageLocation:
@@ -559,17 +401,6 @@ async def _edit_list(
     new = change(split_store_list(row.value or "") if row else [])
     await put_property(session, image_id, prop, join_store_list(new), row)
     return new
-
-
-async def _set_status(session: AsyncSession, image_id: str, status: str) -> None:
-    result = await session.execute(
-        update(Image)
-        .where(Image.id == image_id, Image.deleted.is_(False))
-        .values(status=status, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise NotFound(f"image {image_id} does not exist")
 
 
 def _facts(facts: DataFacts) -> dict[str, object]:

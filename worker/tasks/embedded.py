@@ -32,6 +32,7 @@ from flows.request import (
 )
 from flows.requester import RequestContext
 from flows.sources.prefetch import Prefetch
+from worker.db.catalog import NewImage
 from worker.tasks.deletion import run_delete_task
 from worker.tasks.runner import TaskOutcome, run_task
 from worker.tasks.services import Services
@@ -71,11 +72,13 @@ async def import_image(
     if (file is None) == (uri is None):
         raise InvalidRequest("give exactly one source: a file or a URI")
     requester = requester or RequestContext()
-    image = await services.images.create(
-        name=name or (file.name if file else uri),
-        disk_format=disk_format,
-        container_format=container_format,
-        owner=requester.project_id,
+    image = await services.records.catalog.create(
+        NewImage(
+            owner=requester.project_id,
+            name=name or (file.name if file else uri),
+            disk_format=disk_format,
+            container_format=container_format,
+        )
     )
     if file is not None:
         await stage_upload(
