@@ -11,7 +11,6 @@ and the broker settings, never a worker.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
 import time
@@ -23,6 +22,7 @@ from aio_pika.abc import AbstractConnection, AbstractExchange
 from flows.errors import TransientError
 from flows.request import ImportRequest
 from flows.requester import RequestContext
+from worker.broker.connection import LazyConnection
 from worker.config.settings import BrokerSettings
 from worker.daemon.messages import ENQUEUED_AT, TaskMessage
 from worker.daemon.topology import declare
@@ -86,27 +86,40 @@ class TaskPublisher(Protocol):
 
 
 class Publisher:
-    """One broker connection for many messages (an API server keeps one open)."""
+    """One broker connection for many messages, with the topology declared on it.
+
+    ``async with`` connects at once and closes at the end; :meth:`publish` connects first
+    when nothing is open (:class:`worker.broker.connection.LazyConnection`).
+    """
 
     def __init__(self, broker: BrokerSettings) -> None:
         self._broker = broker
-        self._connection: AbstractConnection | None = None
-        self._exchange: AbstractExchange | None = None
+        self._connection = LazyConnection(broker.url, self._declare)
 
     async def __aenter__(self) -> Publisher:
-        self._connection = await aio_pika.connect(self._broker.url, timeout=10)
-        channel = await self._connection.channel(publisher_confirms=True)
-        self._exchange, _queue, _dead = await declare(channel, self._broker)
+        await self.connect()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+        await self.close()
+
+    async def _declare(self, connection: AbstractConnection) -> AbstractExchange:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange, _queue, _dead = await declare(channel, self._broker)
+        return exchange
+
+    async def connect(self) -> None:
+        """Connect and declare the topology, unless that is done already."""
+        await self._connection.get()
+
+    async def close(self) -> None:
+        """Close the connection (the next :meth:`publish` opens a new one)."""
+        await self._connection.drop()
 
     async def publish(self, message: Publishable) -> None:
         """Publish one persistent task message and wait for the broker's confirm."""
-        assert self._exchange is not None, "use Publisher as an async context manager"
-        await self._exchange.publish(
+        exchange = await self._connection.get()
+        await exchange.publish(
             aio_pika.Message(
                 message.to_json(),
                 message_id=message.task_id,
@@ -127,50 +140,30 @@ class BrokerUnavailable(TransientError):
 
 
 class LazyPublisher:
-    """A :class:`Publisher` connected on demand and replaced when it fails."""
+    """A :class:`Publisher` connected on demand and dropped when it fails, whose failures
+    are :class:`BrokerUnavailable` (the API's and the sweeper's)."""
 
     def __init__(self, broker: BrokerSettings) -> None:
-        self._broker = broker
-        self._publisher: Publisher | None = None
-        self._lock = asyncio.Lock()
+        self._publisher = Publisher(broker)
 
     async def publish(self, message: Publishable) -> None:
         """Publish and wait for the broker's confirm, or raise :class:`BrokerUnavailable`."""
         try:
-            publisher = await self._connected()
-            await publisher.publish(message)
-        except BrokerUnavailable:
-            raise
+            await self._publisher.connect()
         except Exception as exc:
-            await self._drop()
+            raise BrokerUnavailable(
+                f"The task queue (RabbitMQ) is unreachable: {type(exc).__name__}; "
+                "try again shortly."
+            ) from exc
+        try:
+            await self._publisher.publish(message)
+        except Exception as exc:
+            await self._publisher.close()
             log.warning("publishing task %s failed: %s", message.task_id, exc)
             raise BrokerUnavailable(
                 f"The task queue is unavailable ({type(exc).__name__}); try again shortly."
             ) from exc
 
-    async def _connected(self) -> Publisher:
-        async with self._lock:
-            if self._publisher is None:
-                publisher = Publisher(self._broker)
-                try:
-                    await publisher.__aenter__()
-                except Exception as exc:
-                    raise BrokerUnavailable(
-                        f"The task queue (RabbitMQ) is unreachable: {type(exc).__name__}; "
-                        "try again shortly."
-                    ) from exc
-                self._publisher = publisher
-            return self._publisher
-
-    async def _drop(self) -> None:
-        async with self._lock:
-            publisher, self._publisher = self._publisher, None
-        if publisher is not None:
-            try:
-                await publisher.__aexit__(None, None, None)
-            except Exception:
-                log.debug("closing a failed broker connection", exc_info=True)
-
     async def close(self) -> None:
         """Close the connection if one is open."""
-        await self._drop()
+        await self._publisher.close()

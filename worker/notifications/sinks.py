@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aio_pika
@@ -18,6 +19,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aio_pika.exceptions import ChannelPreconditionFailed
 
 from flows.errors import TransientError
+from worker.broker.connection import LazyConnection
 from worker.config.settings import NotificationSettings
 from worker.notifications.wire import CONTENT_ENCODING, CONTENT_TYPE, envelope
 
@@ -67,25 +69,34 @@ def amqp_url(url: str) -> str:
     return f"amqp{sep}{rest}" if scheme == "rabbit" else url
 
 
+@dataclass
+class _Outlet:
+    """What the sink publishes through on one connection."""
+
+    connection: AbstractConnection
+    channel: AbstractChannel
+    exchange: AbstractExchange
+    #: Default queues declared on this connection (oslo declares each once).
+    queues: set[str] = field(default_factory=set)
+
+
 class AmqpSink:
     """One connection to the notification broker, opened on demand, dropped on failure."""
 
     def __init__(self, settings: NotificationSettings, url: str) -> None:
         self._settings = settings
-        self._url = amqp_url(url)
-        self._connection: AbstractConnection | None = None
-        self._channel: AbstractChannel | None = None
-        self._exchange: AbstractExchange | None = None
-        #: Default queues declared on this connection (oslo declares each once).
-        self._queues: set[str] = set()
+        self._connection = LazyConnection(amqp_url(url), self._open, timeout=CONNECT_SECONDS)
 
     async def send(self, message: dict[str, Any]) -> None:
         """Publish on every topic; raise :class:`NotificationUndelivered` if the broker
         does not confirm."""
         try:
+            outlet = await self._connection.get()
             for topic in self._settings.topics:
                 routing_key = f"{topic}.{str(message['priority']).lower()}"
-                await self._publish(routing_key, envelope(message), str(message["message_id"]))
+                await self._publish(
+                    outlet, routing_key, envelope(message), str(message["message_id"])
+                )
         except Exception as exc:
             await self.close()
             raise NotificationUndelivered(
@@ -93,9 +104,13 @@ class AmqpSink:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
 
-    async def _publish(self, routing_key: str, body: bytes, message_id: str) -> None:
-        exchange = await self._exchange_for(routing_key)
-        await exchange.publish(
+    async def _publish(
+        self, outlet: _Outlet, routing_key: str, body: bytes, message_id: str
+    ) -> None:
+        if routing_key not in outlet.queues:
+            await self._declare_queue(outlet, routing_key)
+            outlet.queues.add(routing_key)
+        await outlet.exchange.publish(
             aio_pika.Message(
                 body,
                 # The AMQP client always sends one (kombu sends none): the notification's own.
@@ -111,27 +126,12 @@ class AmqpSink:
             timeout=PUBLISH_SECONDS,
         )
 
-    async def _exchange_for(self, routing_key: str) -> AbstractExchange:
-        """The exchange, connected and declared, with ``routing_key``'s default queue."""
-        if self._exchange is None:
-            self._connection = await aio_pika.connect(self._url, timeout=CONNECT_SECONDS)
-            self._exchange = await self._declare_exchange()
-        if routing_key not in self._queues:
-            await self._declare_queue(routing_key)
-            self._queues.add(routing_key)
-        assert self._exchange is not None
-        return self._exchange
-
-    async def _new_channel(self) -> AbstractChannel:
-        assert self._connection is not None
-        self._channel = await self._connection.channel(publisher_confirms=True)
-        return self._channel
-
-    async def _declare_exchange(self) -> AbstractExchange:
+    async def _open(self, connection: AbstractConnection) -> _Outlet:
+        """The channel and the exchange, declared on a new connection."""
         name, durable = self._settings.exchange, self._settings.durable
-        channel = await self._new_channel()
+        channel = await connection.channel(publisher_confirms=True)
         try:
-            return await channel.declare_exchange(
+            exchange = await channel.declare_exchange(
                 name, aio_pika.ExchangeType.TOPIC, durable=durable, auto_delete=False
             )
         except ChannelPreconditionFailed as exc:
@@ -144,14 +144,14 @@ class AmqpSink:
                 durable,
                 exc,
             )
-            channel = await self._new_channel()
-            return await channel.get_exchange(name, ensure=True)
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange(name, ensure=True)
+        return _Outlet(connection, channel, exchange)
 
-    async def _declare_queue(self, routing_key: str) -> None:
-        assert self._channel is not None and self._exchange is not None
+    async def _declare_queue(self, outlet: _Outlet, routing_key: str) -> None:
         durable = self._settings.durable
         try:
-            queue = await self._channel.declare_queue(
+            queue = await outlet.channel.declare_queue(
                 routing_key, durable=durable, auto_delete=False
             )
         except ChannelPreconditionFailed as exc:
@@ -162,18 +162,14 @@ class AmqpSink:
                 durable,
                 exc,
             )
-            channel = await self._new_channel()
-            self._exchange = await channel.get_exchange(self._settings.exchange, ensure=False)
-            queue = await channel.declare_queue(routing_key, passive=True)
-        await queue.bind(self._exchange, routing_key=routing_key)
+            # The failed declaration closed the channel: publish through a new one.
+            outlet.channel = await outlet.connection.channel(publisher_confirms=True)
+            outlet.exchange = await outlet.channel.get_exchange(
+                self._settings.exchange, ensure=False
+            )
+            queue = await outlet.channel.declare_queue(routing_key, passive=True)
+        await queue.bind(outlet.exchange, routing_key=routing_key)
 
     async def close(self) -> None:
         """Close the connection (the next send opens a new one)."""
-        connection, self._connection = self._connection, None
-        self._channel, self._exchange = None, None
-        self._queues.clear()
-        if connection is not None:
-            try:
-                await connection.close()
-            except Exception:
-                log.debug("closing the notification broker connection", exc_info=True)
+        await self._connection.drop()

@@ -1,0 +1,1 @@
+"""What every publisher to RabbitMQ shares: a connection made on first use."""
