@@ -29,7 +29,7 @@ from worker.config.settings import Settings
 from worker.daemon.client import LazyPublisher
 from worker.db.engine import create_sessionmaker
 from worker.db.metadefs.catalog import MetadefCatalog
-from worker.tasks.services import Records, build_stores
+from worker.tasks.services import Services
 from worker.tasks.submission import SubmissionRules
 
 log = logging.getLogger(__name__)
@@ -77,21 +77,15 @@ def load_policy(settings: Settings) -> PolicyEngine:
 
 
 async def open_state(settings: Settings, policy: PolicyEngine | None = None) -> ApiState:
-    """Connect to the database; the broker is connected on first use."""
+    """Connect to the database and build the stores; the broker is connected on first use."""
     policy = policy or load_policy(settings)
-    records = await Records.open(
-        settings.database,
-        lease_seconds=settings.worker.lease_seconds,
-        notifications=settings.notifications,
-    )
+    services = await Services.open(settings)
     return ApiState(
-        settings=settings,
-        records=records,
+        services=services,
         publisher=LazyPublisher(settings.broker),
-        stores=build_stores(settings),
         rules=SubmissionRules.from_settings(settings),
         policy=policy,
-        metadefs=MetadefCatalog(create_sessionmaker(records.engine)),
+        metadefs=MetadefCatalog(create_sessionmaker(services.records.engine)),
         keystone=KeystoneClient(settings.keystone) if settings.api.auth == "keystone" else None,
     )
 
@@ -102,7 +96,5 @@ async def close_state(state: ApiState) -> None:
         await state.publisher.close()
         if state.keystone is not None:
             await state.keystone.close()
-        for store in state.stores.values():
-            await store.close()
     finally:
-        await state.records.close()
+        await state.services.close()

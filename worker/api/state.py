@@ -16,20 +16,21 @@ from worker.config.settings import Settings
 from worker.daemon.client import LazyPublisher
 from worker.db.catalog import SqlCatalog
 from worker.db.metadefs.catalog import MetadefCatalog
-from worker.tasks.services import Records
+from worker.tasks.services import Records, Services
 from worker.tasks.submission import SubmissionRules
-
-STATE_KEY = web.AppKey("imgworker_api_state", object)
 
 
 @dataclass
 class ApiState:
-    """The API process's collaborators."""
+    """The API process's collaborators.
 
-    settings: Settings
-    records: Records
+    The records and the stores are a worker's (:class:`Services`, opened and closed the same
+    way); the API adds the broker, the submission rules, the policy, the metadata definitions
+    and the token validator.
+    """
+
+    services: Services
     publisher: LazyPublisher
-    stores: dict[str, Store]
     rules: SubmissionRules
     #: Who may do what (worker.api.policy).
     policy: PolicyEngine
@@ -37,6 +38,21 @@ class ApiState:
     metadefs: MetadefCatalog
     #: The token validator when ``[api] auth = "keystone"``.
     keystone: KeystoneClient | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The process's configuration."""
+        return self.services.settings
+
+    @property
+    def records(self) -> Records:
+        """The records (database)."""
+        return self.services.records
+
+    @property
+    def stores(self) -> dict[str, Store]:
+        """Every configured store by name (downloads read them)."""
+        return self.services.stores
 
     @property
     def catalog(self) -> SqlCatalog:
@@ -59,8 +75,9 @@ class ApiState:
         return identity if barbican and is_signed(image.properties) else identity.without_token()
 
 
+STATE_KEY: web.AppKey[ApiState] = web.AppKey("imgworker_api_state", ApiState)
+
+
 def state_of(request: web.Request) -> ApiState:
     """The state of the application serving ``request``."""
-    state = request.app[STATE_KEY]
-    assert isinstance(state, ApiState)
-    return state
+    return request.app[STATE_KEY]

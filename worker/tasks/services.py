@@ -1,7 +1,7 @@
 """What a process holds for its whole life: the records, the stores, the settings, the hooks.
 
-:class:`Records` is the database alone (what an API server or ``enqueue_import`` needs);
-:class:`Services` adds the stores and the observer a worker runs flows with.
+:class:`Records` is the database alone (what ``enqueue_import`` needs); :class:`Services`
+adds the stores and the observer a worker runs flows with, and an API server serves from.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def build_stores(settings: Settings) -> dict[str, Store]:
 
 @dataclass
 class Services:
-    """A worker's collaborators: records, stores, settings, the observer and its own id."""
+    """What a process that runs or serves imports holds: records, stores, settings, the
+    observer and its own id (a worker's, or an API server's)."""
 
     settings: Settings
     records: Records
