@@ -126,7 +126,8 @@ class Hold:
 
 @dataclass(frozen=True, slots=True)
 class DataFacts:
-    """What the import learned about the stored data (after conversion)."""
+    """What the import learned about the stored data (after conversion): each field is the
+    ``images`` column of that name."""
 
     size: int
     virtual_size: int

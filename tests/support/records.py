@@ -9,6 +9,8 @@ transactions of the records' own kind (the image row locked first, as every writ
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -84,14 +86,7 @@ class RecordWrites(Transactional):
             await session.execute(
                 update(Image)
                 .where(Image.id == image_id)
-                .values(
-                    size=facts.size,
-                    virtual_size=facts.virtual_size,
-                    checksum=facts.checksum,
-                    os_hash_algo=facts.os_hash_algo,
-                    os_hash_value=facts.os_hash_value,
-                    updated_at=utcnow(),
-                )
+                .values(**asdict(facts), updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, false, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.errors import ImageStateConflict, NotFound
 from flows.events import EventType, Priority
@@ -41,10 +40,9 @@ from worker.db.models import (
     ImageTag,
     utcnow,
 )
-from worker.db.outbox import Outbox
 from worker.db.payloads import send_payload
+from worker.db.repository import Repository
 from worker.db.tasks import NewTask, add_task
-from worker.db.transactions import Transactional
 
 #: Core attributes a caller may change (the rest are read-only or reserved).
 MUTABLE_CORE = (
@@ -96,23 +94,12 @@ class Deletion:
     task: TaskRecord | None
 
 
-class SqlCatalog(Transactional):
+class SqlCatalog(Repository):
     """The API's reads and writes of images, each in one transaction.
 
     Every change is announced as Glance announces it (``image.create``, ``image.update``,
     ``image.delete``) through ``outbox``, in the transaction that makes it.
     """
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        outbox: Outbox | None = None,
-        *,
-        lease_seconds: float = 300.0,
-    ) -> None:
-        super().__init__(sessions)
-        self._outbox = outbox or Outbox()
-        self._lease = timedelta(seconds=lease_seconds)
 
     # -- reading -------------------------------------------------------------------------
 

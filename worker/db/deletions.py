@@ -13,14 +13,15 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, not_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.records import TaskRecord
 from flows.states import DELETE_TASK_TYPES, LocationStatus, TaskStatus
+from worker.db.image_rows import location_deleted
 from worker.db.liveness import alive
 from worker.db.models import Image, ImageLocation, Task, utcnow
+from worker.db.repository import Repository
 from worker.db.tasks import task_snapshot
-from worker.db.transactions import Transactional
 
 T = TypeVar("T")
 
@@ -74,28 +75,17 @@ def _of(kind: type[T], value: object) -> T:
     return value
 
 
-class SqlDeletions(Transactional):
+class SqlDeletions(Repository):
     """Locations pending deletion and the delete tasks' schedule."""
-
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, lease_seconds: float = 300.0
-    ) -> None:
-        super().__init__(sessions)
-        self._lease = timedelta(seconds=lease_seconds)
 
     async def forget_location(self, image_id: str, url: str) -> None:
         """Mark a location whose data is gone ``deleted``."""
 
         async def work(session: AsyncSession) -> None:
             await session.execute(
-                update(ImageLocation)
-                .where(
-                    ImageLocation.image_id == image_id,
-                    ImageLocation.value == url,
-                    ImageLocation.status == LocationStatus.PENDING_DELETE,
+                location_deleted(
+                    image_id, url, ImageLocation.status == LocationStatus.PENDING_DELETE
                 )
-                .values(status=LocationStatus.DELETED, deleted=True, deleted_at=utcnow())
-                .execution_options(synchronize_session=False)
             )
 
         await self._in_transaction(work)

@@ -6,14 +6,15 @@ none of them needs another repository).
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Update, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from flows.errors import NotFound
 from flows.events import EventType
 from flows.records import ImageRecord, Location
-from worker.db.models import Image, ImageProperty, utcnow
+from flows.states import LocationStatus
+from worker.db.models import Image, ImageLocation, ImageProperty, utcnow
 from worker.db.outbox import Outbox
 
 #: What a snapshot of an image reads besides its row, for lists (one query per relation).
@@ -154,3 +155,14 @@ def set_loaded_property(image: Image, name: str, value: str) -> None:
     elif row.value != value:
         row.value = value
         row.updated_at = utcnow()
+
+
+def location_deleted(image_id: str, url: str, *only: ColumnElement[bool]) -> Update:
+    """The ``UPDATE`` that marks the image's location at ``url`` deleted (Glance's soft
+    delete), where ``only`` holds too."""
+    return (
+        update(ImageLocation)
+        .where(ImageLocation.image_id == image_id, ImageLocation.value == url, *only)
+        .values(status=LocationStatus.DELETED, deleted=True, deleted_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )

@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import asdict, dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from flows.errors import ImageStateConflict, LockLost, NotFound
@@ -40,6 +39,7 @@ from worker.db.image_rows import (
     IMAGE_RELATIONS,
     load_image,
     loaded_property,
+    location_deleted,
     lock_image_row,
     property_row,
     put_property,
@@ -47,29 +47,17 @@ from worker.db.image_rows import (
     snapshot,
 )
 from worker.db.models import Image, ImageLocation, ImageProperty, Task, utcnow
-from worker.db.outbox import Outbox
+from worker.db.repository import Repository
 from worker.db.tasks import claim_task
-from worker.db.transactions import Transactional
 
 
-class SqlImageRepository(Transactional):
+class SqlImageRepository(Repository):
     """Images, their properties and locations.
 
     Staging an image's data is announced (``image.update``) through ``outbox``, in the same
     transaction; what an import changes is announced by the flow itself
     (:mod:`worker.db.events`).
     """
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        outbox: Outbox | None = None,
-        *,
-        lease_seconds: float = 300.0,
-    ) -> None:
-        super().__init__(sessions)
-        self._outbox = outbox or Outbox()
-        self._lease = timedelta(seconds=lease_seconds)
 
     # -- a task's hold, checked in the transaction of the write it guards ------------------
 
@@ -148,7 +136,7 @@ class SqlImageRepository(Transactional):
                 await session.execute(
                     update(Image)
                     .where(Image.id == hold.image_id)
-                    .values(**_facts(activate), status=ImageStatus.ACTIVE, updated_at=utcnow())
+                    .values(**asdict(activate), status=ImageStatus.ACTIVE, updated_at=utcnow())
                     .execution_options(synchronize_session=False)
                 )
             if upload is not None:
@@ -279,16 +267,7 @@ class SqlImageRepository(Transactional):
         """Forget a location (Glance soft-deletes it)."""
 
         async def work(session: AsyncSession) -> None:
-            await session.execute(
-                update(ImageLocation)
-                .where(
-                    ImageLocation.image_id == image_id,
-                    ImageLocation.value == url,
-                    ImageLocation.deleted.is_(False),
-                )
-                .values(deleted=True, deleted_at=utcnow(), status=LocationStatus.DELETED)
-                .execution_options(synchronize_session=False)
-            )
+            await session.execute(location_deleted(image_id, url, ImageLocation.deleted.is_(False)))
 
         await self._in_transaction(work)
 
@@ -401,13 +380,3 @@ async def _edit_list(
     new = change(split_store_list(row.value or "") if row else [])
     await put_property(session, image_id, prop, join_store_list(new), row)
     return new
-
-
-def _facts(facts: DataFacts) -> dict[str, object]:
-    return {
-        "size": facts.size,
-        "virtual_size": facts.virtual_size,
-        "checksum": facts.checksum,
-        "os_hash_algo": facts.os_hash_algo,
-        "os_hash_value": facts.os_hash_value,
-    }

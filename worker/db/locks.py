@@ -13,20 +13,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.errors import ImageStateConflict, NotFound
 from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
 from worker.db.image_rows import load_image, loaded_property, snapshot
 from worker.db.liveness import is_alive
 from worker.db.models import ImageProperty, utcnow
-from worker.db.outbox import Outbox
+from worker.db.repository import Repository
 from worker.db.tasks import NewTask, TaskEnd, add_task, end_task
-from worker.db.transactions import Transactional
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +38,8 @@ class _LockMoved(Exception):
     """Another transaction changed the lock after this one read it: read it again."""
 
 
-class SqlImportLocks(Transactional):
+class SqlImportLocks(Repository):
     """The import lock of each image, taken for the task that will import it."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        outbox: Outbox | None = None,
-        *,
-        lease_seconds: float = 300.0,
-    ) -> None:
-        super().__init__(sessions)
-        self._outbox = outbox or Outbox()
-        self._lease = timedelta(seconds=lease_seconds)
 
     async def take_for_new_task(
         self, image_id: str, plan: Callable[[ImageRecord], NewTask]

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, not_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.errors import LockLost, NotFound
 from flows.events import EventType
@@ -29,7 +29,7 @@ from worker.db.image_rows import current_image
 from worker.db.liveness import alive, is_alive
 from worker.db.models import Image, ImageProperty, Task, TaskInfo, utcnow
 from worker.db.outbox import Outbox
-from worker.db.transactions import Transactional
+from worker.db.repository import Repository
 
 PENDING = TaskStatus.PENDING
 PROCESSING = TaskStatus.PROCESSING
@@ -99,24 +99,13 @@ class TaskEnd:
         return cls(TaskStatus.FAILURE, message, image_status=image_status, claimant=claimant)
 
 
-class SqlTaskRepository(Transactional):
+class SqlTaskRepository(Repository):
     """Tasks and their info.
 
     An import task's life is announced as Glance announces it (``task.create``,
     ``task.run``, ``task.processing``, ``task.success``/``task.failure``) through
     ``outbox``, each once, in the transaction that changes the task.
     """
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        *,
-        lease_seconds: float = 300.0,
-        outbox: Outbox | None = None,
-    ) -> None:
-        super().__init__(sessions)
-        self._lease = timedelta(seconds=lease_seconds)
-        self._outbox = outbox or Outbox()
 
     async def announce_run(self, task_id: str) -> None:
         """Announce ``task.run``: the task was handed to the workers (or, embedded, run)."""

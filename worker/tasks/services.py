@@ -73,7 +73,7 @@ class Records:
         on = notifications is not None and notifications.enabled
         return cls(
             images=SqlImageRepository(sessions, outbox, lease_seconds=lease_seconds),
-            tasks=SqlTaskRepository(sessions, lease_seconds=lease_seconds, outbox=outbox),
+            tasks=SqlTaskRepository(sessions, outbox, lease_seconds=lease_seconds),
             locks=SqlImportLocks(sessions, outbox, lease_seconds=lease_seconds),
             deletions=SqlDeletions(sessions, lease_seconds=lease_seconds),
             catalog=SqlCatalog(sessions, outbox, lease_seconds=lease_seconds),
