@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
 
+from flows.requester import RequestContext
 from worker.api.errors import ApiError, bad_request, forbidden
 from worker.api.identity import identity_of
 from worker.api.policy import Hidden, allowed, enforce, own_project
@@ -23,7 +24,6 @@ from worker.db.metadefs.records import (
     MetadefMissing,
     MetadefProtected,
     Namespace,
-    Viewer,
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -59,10 +59,10 @@ def catalog_of(request: web.Request) -> MetadefCatalog:
     return state_of(request).metadefs
 
 
-def viewer_of(request: web.Request) -> Viewer:
+def viewer_of(request: web.Request) -> RequestContext:
     """The caller as Glance's database layer sees them: admin = the ``context_is_admin`` rule."""
     caller = identity_of(request)
-    return Viewer(caller.project_id, is_admin=allowed(request, "context_is_admin"))
+    return replace(caller, is_admin=allowed(request, "context_is_admin"))
 
 
 def limit_of(request: web.Request, state: ApiState) -> int | None:
@@ -89,7 +89,7 @@ class Namespaced:
 
     request: web.Request
     namespace: Namespace
-    viewer: Viewer
+    viewer: RequestContext
 
     @classmethod
     async def of(cls, request: web.Request) -> Namespaced:

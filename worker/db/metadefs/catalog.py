@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from flows.requester import RequestContext
 from worker.db.metadefs import items, namespaces, resource_types
 from worker.db.metadefs.items import Kind
 from worker.db.metadefs.limits import charge
@@ -29,7 +30,6 @@ from worker.db.metadefs.records import (
     MetadefMissing,
     MetadefProtected,
     Namespace,
-    Viewer,
 )
 from worker.db.models import utcnow
 from worker.db.transactions import Transactional
@@ -45,7 +45,7 @@ class MetadefCatalog(Transactional):
     # -- namespaces ----------------------------------------------------------------------
 
     async def namespaces(
-        self, viewer: Viewer, query: NamespaceQuery
+        self, viewer: RequestContext, query: NamespaceQuery
     ) -> list[tuple[Namespace, list[Association]]]:
         """One page of visible namespaces, each with its associations."""
 
@@ -55,7 +55,7 @@ class MetadefCatalog(Transactional):
 
         return await self._in_transaction(work)
 
-    async def namespace(self, name: str, viewer: Viewer) -> Namespace:
+    async def namespace(self, name: str, viewer: RequestContext) -> Namespace:
         """One visible namespace (MetadefMissing otherwise)."""
 
         async def work(session: AsyncSession) -> Namespace:
@@ -63,7 +63,7 @@ class MetadefCatalog(Transactional):
 
         return await self._in_transaction(work)
 
-    async def contents(self, name: str, viewer: Viewer) -> Contents:
+    async def contents(self, name: str, viewer: RequestContext) -> Contents:
         """Everything a visible namespace defines."""
 
         async def work(session: AsyncSession) -> Contents:
@@ -90,7 +90,7 @@ class MetadefCatalog(Transactional):
 
         await self._in_transaction(work)
 
-    async def update(self, name: str, viewer: Viewer, new: Namespace) -> Namespace:
+    async def update(self, name: str, viewer: RequestContext, new: Namespace) -> Namespace:
         """Replace a namespace's attributes (it may be renamed)."""
 
         async def work(session: AsyncSession) -> Namespace:
@@ -108,7 +108,7 @@ class MetadefCatalog(Transactional):
 
         return await self._in_transaction(work)
 
-    async def delete(self, name: str, viewer: Viewer) -> None:
+    async def delete(self, name: str, viewer: RequestContext) -> None:
         """Delete a namespace and everything in it, unless it is protected."""
 
         async def work(session: AsyncSession) -> None:
@@ -117,7 +117,7 @@ class MetadefCatalog(Transactional):
 
         await self._in_transaction(work)
 
-    async def clear(self, name: str, viewer: Viewer, kind: Kind) -> None:
+    async def clear(self, name: str, viewer: RequestContext, kind: Kind) -> None:
         """Delete every item of ``kind`` of an unprotected namespace."""
 
         async def work(session: AsyncSession) -> None:
@@ -128,7 +128,7 @@ class MetadefCatalog(Transactional):
 
     # -- objects, properties, tags ---------------------------------------------------------
 
-    async def items(self, name: str, viewer: Viewer, kind: Kind) -> list[Item]:
+    async def items(self, name: str, viewer: RequestContext, kind: Kind) -> list[Item]:
         """Every item of ``kind`` in a visible namespace."""
 
         async def work(session: AsyncSession) -> list[Item]:
@@ -137,7 +137,7 @@ class MetadefCatalog(Transactional):
 
         return await self._in_transaction(work)
 
-    async def item(self, name: str, viewer: Viewer, kind: Kind, item_name: str) -> Item:
+    async def item(self, name: str, viewer: RequestContext, kind: Kind, item_name: str) -> Item:
         """One item (MetadefMissing when absent)."""
 
         async def work(session: AsyncSession) -> Item:
@@ -147,7 +147,7 @@ class MetadefCatalog(Transactional):
         return await self._in_transaction(work)
 
     async def add(
-        self, name: str, viewer: Viewer, kind: Kind, new: Item, limit: int | None
+        self, name: str, viewer: RequestContext, kind: Kind, new: Item, limit: int | None
     ) -> Item:
         """A new item in a visible namespace."""
 
@@ -164,7 +164,12 @@ class MetadefCatalog(Transactional):
         return await self._in_transaction(work)
 
     async def set_tags(
-        self, name: str, viewer: Viewer, tags: Sequence[str], append: bool, limit: int | None
+        self,
+        name: str,
+        viewer: RequestContext,
+        tags: Sequence[str],
+        append: bool,
+        limit: int | None,
     ) -> list[Item]:
         """``POST {ns}/tags``: the namespace's tags become ``tags`` (or gain them)."""
 
@@ -187,7 +192,7 @@ class MetadefCatalog(Transactional):
         return await self._in_transaction(work)
 
     async def change(
-        self, name: str, viewer: Viewer, kind: Kind, item_name: str, new: Item
+        self, name: str, viewer: RequestContext, kind: Kind, item_name: str, new: Item
     ) -> Item:
         """Replace an item (it may be renamed)."""
 
@@ -203,7 +208,7 @@ class MetadefCatalog(Transactional):
 
         return await self._in_transaction(work)
 
-    async def remove(self, name: str, viewer: Viewer, kind: Kind, item_name: str) -> None:
+    async def remove(self, name: str, viewer: RequestContext, kind: Kind, item_name: str) -> None:
         """Delete an item of an unprotected namespace."""
 
         async def work(session: AsyncSession) -> None:
@@ -231,7 +236,7 @@ class MetadefCatalog(Transactional):
 
         return await self._in_transaction(work)
 
-    async def associations(self, name: str, viewer: Viewer) -> list[Association]:
+    async def associations(self, name: str, viewer: RequestContext) -> list[Association]:
         """A visible namespace's resource type associations."""
 
         async def work(session: AsyncSession) -> list[Association]:
@@ -241,7 +246,7 @@ class MetadefCatalog(Transactional):
         return await self._in_transaction(work)
 
     async def associate(
-        self, name: str, viewer: Viewer, new: Association, limit: int | None
+        self, name: str, viewer: RequestContext, new: Association, limit: int | None
     ) -> Association:
         """Associate a resource type (created when unknown) with a visible namespace."""
 
@@ -258,7 +263,7 @@ class MetadefCatalog(Transactional):
 
         return await self._in_transaction(work)
 
-    async def deassociate(self, name: str, viewer: Viewer, type_name: str) -> None:
+    async def deassociate(self, name: str, viewer: RequestContext, type_name: str) -> None:
         """Remove an association of an unprotected namespace."""
 
         async def work(session: AsyncSession) -> None:
@@ -349,7 +354,9 @@ async def _taken(session: AsyncSession, name: str) -> bool:
     return found is not None
 
 
-async def _unprotected(session: AsyncSession, name: str, viewer: Viewer) -> MetadefNamespace:
+async def _unprotected(
+    session: AsyncSession, name: str, viewer: RequestContext
+) -> MetadefNamespace:
     row = await find_row(session, name, viewer)
     if row.protected:
         raise MetadefProtected(

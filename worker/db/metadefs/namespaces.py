@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows.requester import RequestContext
 from worker.db.metadefs.models import (
     MetadefNamespace,
     MetadefNamespaceResourceType,
     MetadefResourceType,
 )
-from worker.db.metadefs.records import MetadefMissing, Namespace, Viewer
+from worker.db.metadefs.records import MetadefMissing, Namespace
 
 #: Columns a namespace list may be sorted by.
 SORT_KEYS = ("created_at", "updated_at", "namespace", "visibility", "owner")
@@ -31,7 +32,7 @@ class NamespaceQuery:
     resource_types: tuple[str, ...] = ()
 
 
-def visible_to(viewer: Viewer) -> Select[MetadefNamespace]:
+def visible_to(viewer: RequestContext) -> Select[MetadefNamespace]:
     """The namespaces ``viewer`` may see."""
     statement = select(MetadefNamespace)
     if viewer.is_admin:
@@ -47,7 +48,7 @@ def missing(name: str) -> MetadefMissing:
     return MetadefMissing(f"Metadata definition namespace={name} was not found.")
 
 
-async def find_row(session: AsyncSession, name: str, viewer: Viewer) -> MetadefNamespace:
+async def find_row(session: AsyncSession, name: str, viewer: RequestContext) -> MetadefNamespace:
     """The namespace row if ``viewer`` may see it; MetadefMissing otherwise."""
     row = await session.scalar(visible_to(viewer).where(MetadefNamespace.namespace == name))
     if row is None:
@@ -56,7 +57,7 @@ async def find_row(session: AsyncSession, name: str, viewer: Viewer) -> MetadefN
 
 
 async def list_rows(
-    session: AsyncSession, viewer: Viewer, query: NamespaceQuery
+    session: AsyncSession, viewer: RequestContext, query: NamespaceQuery
 ) -> list[MetadefNamespace]:
     """One page of the namespaces ``viewer`` may see."""
     statement = visible_to(viewer)

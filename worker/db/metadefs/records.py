@@ -56,14 +56,6 @@ class Contents:
         return len(self.objects) + len(self.properties) + len(self.tags) + len(self.associations)
 
 
-@dataclass(frozen=True, slots=True)
-class Viewer:
-    """Who asks: their project, and whether the ``context_is_admin`` rule admits them."""
-
-    project_id: str | None
-    is_admin: bool = False
-
-
 class MetadefError(Exception):
     """A metadef request the catalogue refuses."""
 
