@@ -16,7 +16,7 @@ from typing import Any, NotRequired, TypedDict, Unpack
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from flows.errors import LockLost, NotFound
+from flows.errors import LockHeld, LockLost, NotFound
 from flows.events import EventType
 from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
 from flows.states import ImageStatus, TaskStatus, is_terminal
@@ -58,10 +58,6 @@ def _new_task(new: NewTask) -> Task:
         request_id=new.get("request_id"),
         info=TaskInfo(input=new["input"], result=None, message=""),
     )
-
-
-class LockHeld(Exception):
-    """The image's import lock is held: the task was not created."""
 
 
 @dataclass(frozen=True, slots=True)

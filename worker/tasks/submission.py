@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from flows.context import RequestContext
-from flows.errors import ImageStateConflict
+from flows.errors import ImageStateConflict, LockHeld
 from flows.preconditions import check_can_start
 from flows.records import ImageFormats, ImageRecord, TaskRecord
 from flows.request import ImportRequest
@@ -24,7 +24,7 @@ from flows.states import LocationStatus, TaskType
 from flows.targets import resolve_targets
 from worker.config.settings import Settings
 from worker.db.locks import acquire_import_lock
-from worker.db.tasks import LockHeld, NewTask, TaskEnd
+from worker.db.tasks import NewTask, TaskEnd
 from worker.tasks.services import Records
 
 log = logging.getLogger(__name__)
