@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
-from flows.local_io import LocalPlace, failing_at
-from flows.sparse import ImageReader, SparseFileReader, data_extents, write_sparse
+from flows.local_io import LocalPlace, failing_at, local_failure
+from flows.sparse import (
+    ImageReader,
+    ReadFailures,
+    SparseFileReader,
+    data_extents,
+    write_sparse,
+)
 from flows.stores.base import ProgressCallback, StoredImage
 from flows.threads import run_stoppable
 
@@ -159,10 +165,12 @@ class FileStore:
             await asyncio.to_thread(path.unlink, missing_ok=True)
 
     async def open(self, url: str) -> ImageReader:
-        """A sparse reader over the image file."""
+        """A sparse reader over the image file (a failed read is this store's error)."""
         path = self.local_path(url)
-        with failing_at(self.place, f"read {path.name}"):
-            return await asyncio.to_thread(SparseFileReader, path)
+        action = f"read {path.name}"
+        with failing_at(self.place, action):
+            reader = await asyncio.to_thread(SparseFileReader, path)
+        return ReadFailures(reader, lambda exc: local_failure(self.place, action, exc))
 
     async def exists(self, url: str) -> bool:
         """True when the image file exists."""
