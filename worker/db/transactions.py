@@ -61,7 +61,7 @@ class Transactional:
                     raise
                 if delay is None or attempt.committing:
                     raise RecordsUnavailable(describe(error)) from error
-                log.info(
+                log.debug(
                     "the database did not answer (%s); attempt %d again in %.2f s",
                     describe(error),
                     number + 1,
