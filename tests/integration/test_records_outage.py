@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
 #: Longer than the records' own retries (about four seconds): the task has to be put back and
 #: its message delivered again.
-LONG_OUTAGE_SECONDS = 6.0
+LONG_OUTAGE_SECONDS = 5.0
 
 #: A trigger function that sleeps the first time its sequence is used (a sequence, because
 #: ``nextval`` is not undone when the restart aborts the transaction: the retry passes).
@@ -68,6 +68,12 @@ class Stack:
         """A new image of ``size`` random bytes; its URL (``slow``: sent at 2 MiB/s)."""
         (self.www / name).write_bytes(os.urandom(size))
         return f"{self.source}/slow/{name}" if slow else f"{self.source}/{name}"
+
+    def story(self, task_id: str) -> str:
+        """The worker's log lines about ``task_id`` (the last 40, each cut at 300 characters):
+        what a failed check shows."""
+        lines = [line[:300] for line in self.worker.output().splitlines() if task_id in line]
+        return "\n".join(lines[-40:])
 
     def deliveries(self, task_id: str) -> int:
         """How many times the worker got the task's message (ran it, or could not check it)."""
@@ -176,7 +182,7 @@ def _frozen_while_writing(directory: Path, image_id: str, pid: int) -> Iterator[
         os.kill(pid, signal.SIGCONT)
 
 
-async def _ended(services: Services, task_id: str, timeout: float = 60) -> None:
+async def _ended(services: Services, task_id: str, stack: Stack, timeout: float = 60) -> None:
     """Wait for the task to end; the test's own reads ride out the outages too."""
     deadline = time.monotonic() + timeout
     while True:
@@ -185,7 +191,7 @@ async def _ended(services: Services, task_id: str, timeout: float = 60) -> None:
                 return
         except TransientError:
             pass
-        assert time.monotonic() < deadline, f"task {task_id} did not end"
+        assert time.monotonic() < deadline, f"the task did not end:\n{stack.story(task_id)}"
         await asyncio.sleep(0.2)
 
 
@@ -198,9 +204,9 @@ async def _check_imported(
 ) -> None:
     """Active, its exact bytes in every store, at most one extra delivery."""
     image_id, task_id = ids
-    await _ended(services, task_id)
+    await _ended(services, task_id, stack)
     task = await services.tasks.get(task_id)
-    assert task.status == TaskStatus.SUCCESS, task.message
+    assert task.status == TaskStatus.SUCCESS, f"{task.message}\n{stack.story(task_id)}"
     image = await services.images.get(image_id)
     assert image.status == ImageStatus.ACTIVE
     assert image.stores == STORES
@@ -209,7 +215,7 @@ async def _check_imported(
     for store in STORES:
         assert _sha512(stack.root / "stores" / store / image_id) == wanted, store
     deliveries = stack.deliveries(task_id)
-    assert deliveries <= 2, f"task {task_id} was delivered {deliveries} times"
+    assert deliveries <= 2, f"delivered {deliveries} times:\n{stack.story(task_id)}"
 
 
 async def test_a_restart_at_each_point_of_an_import_never_fails_it(stack: Stack) -> None:
