@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from flows.errors import SafetyRefusal
+from flows.local_io import LocalPlace, failing_at
 from flows.sparse import write_skipping_zeros
 from flows.threads import check_stop
 
@@ -93,7 +94,10 @@ def _copy_sparse(
     stop: threading.Event | None,
     progress: Callable[[int], None] | None,
 ) -> int:
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    # Reading a corrupt archive raises OSError too: only the writes are the staging area's.
+    staging = LocalPlace(dest.parent)
+    with failing_at(staging, "take the decompressed image"):
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     total = 0
     try:
         while chunk := stream.read(CHUNK):
@@ -104,11 +108,13 @@ def _copy_sparse(
                     "decompression",
                     f"the decompressed image exceeds the image size cap of {cap} bytes",
                 )
-            write_skipping_zeros(fd, memoryview(chunk))
+            with failing_at(staging, "take the decompressed image"):
+                write_skipping_zeros(fd, memoryview(chunk))
             if progress is not None:
                 progress(len(chunk))
-        os.ftruncate(fd, total)
-        os.fsync(fd)
+        with failing_at(staging, "take the decompressed image"):
+            os.ftruncate(fd, total)
+            os.fsync(fd)
     finally:
         os.close(fd)
     return total

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Generic, Protocol, TypeVar
 
+from flows.errors import TransientError
 from flows.states import StepResult
 
 ContextT = TypeVar("ContextT")
@@ -153,9 +154,13 @@ class Flow(Generic[ContextT]):
             started = time.monotonic()
             try:
                 await step.revert(ctx, error)
-            except Exception:
+            except Exception as failure:
                 # A revert that fails must not hide the original error, nor stop the others.
-                log.exception("revert of step %s failed", step.name)
+                # An outage (the records, a store) is one line: the task is retried later.
+                if isinstance(failure, TransientError):
+                    log.warning("revert of step %s failed: %s", step.name, failure)
+                else:
+                    log.exception("revert of step %s failed", step.name)
                 timer.step_finished(step.name, time.monotonic() - started, StepResult.REVERT_FAILED)
             else:
                 timer.step_finished(step.name, time.monotonic() - started, StepResult.REVERTED)

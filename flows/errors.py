@@ -1,20 +1,21 @@
-"""The pipeline's error hierarchy.
+"""Every error a flow, the records or the stores raise on purpose: one hierarchy, one meaning.
 
-Every failure a flow can meet is one of two kinds: *transient* (the same task may succeed if it
-is retried later: a broker, database or network hiccup) or *terminal* (retrying cannot help: a
-hostile image, a checksum mismatch, a 4xx from the source). A safety refusal is a terminal
-error that also names the check that refused. Messages are written for the user: they name the
-thing, the problem and, when there is one, the fix.
+Every failure is one of two kinds, and the kind is the type: a :class:`TransientError` (the
+same task may succeed if it is retried later: a database, store, source or key manager that
+does not answer now) or a :class:`TerminalError` (retrying cannot help: a hostile image, a
+checksum mismatch, a 4xx from the source, a full staging area). Whoever must decide — the
+worker retrying or recording a failure, the API choosing 503 or 4xx, the CLI's exit line —
+decides by these types, never by a flag or a message's text. A safety refusal is a terminal
+error that also names the check that refused. Messages are written for the user: they name
+the thing, the problem and, when there is one, the fix.
 """
 
 from __future__ import annotations
 
 
 class ImportFailed(Exception):
-    """Base of every error a flow raises on purpose."""
+    """Base of every error a flow, the records or the stores raise on purpose."""
 
-    #: Whether a later retry of the same task may succeed.
-    transient: bool = False
     #: A short, low-cardinality label for metrics (never an id).
     reason: str = "error"
 
@@ -25,11 +26,15 @@ class ImportFailed(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def transient(self) -> bool:
+        """Whether a later retry of the same task may succeed: exactly the TransientErrors."""
+        return isinstance(self, TransientError)
+
 
 class TransientError(ImportFailed):
     """A failure that a retry later may cure (network, database, broker, store unreachable)."""
 
-    transient = True
     reason = "transient"
 
 
@@ -37,6 +42,9 @@ class TerminalError(ImportFailed):
     """A failure that no retry can cure (bad input, hostile image, refused request)."""
 
     reason = "terminal"
+
+
+# -- the request and the records ---------------------------------------------------------
 
 
 class InvalidRequest(TerminalError):
@@ -69,10 +77,40 @@ class ImageStateConflict(TerminalError):
     reason = "conflict"
 
 
+class ProtectedImage(ImageStateConflict):
+    """The image is protected: it cannot be deleted (Glance answers 403)."""
+
+    reason = "protected"
+
+
+class LastLocation(ImageStateConflict):
+    """The store holds the image's only copy (Glance answers 403)."""
+
+    reason = "last_location"
+
+
 class LockLost(TerminalError):
     """The task no longer holds the image's import lock: another task took it over."""
 
     reason = "lock_lost"
+
+
+class RecordsUnavailable(TransientError):
+    """The database did not answer (connection lost, refused, or timed out): retry later.
+
+    Nothing is known to have been recorded by the transaction that met it. Never a reason to
+    fail an import: the task is put back (or, if that cannot be recorded either, its message
+    is delivered again).
+    """
+
+    reason = "records_unavailable"
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"the image records are unreachable right now ({cause})")
+        self.cause = cause
+
+
+# -- sources, inspection, conversion ---------------------------------------------------
 
 
 class SourceError(TerminalError):
@@ -87,6 +125,18 @@ class SourceUnavailable(TransientError):
     reason = "source_unavailable"
 
 
+class KeyManagerUnavailable(TransientError):
+    """The key manager could not be reached or failed (5xx); a later retry may work."""
+
+    reason = "key_manager_unavailable"
+
+
+class KeyManagerRefused(TerminalError):
+    """The key manager refused the worker's credentials or request; the operator must act."""
+
+    reason = "key_manager_refused"
+
+
 class ConversionFailed(TerminalError):
     """qemu-img could not convert the image."""
 
@@ -94,37 +144,13 @@ class ConversionFailed(TerminalError):
 
 
 class StagingError(TerminalError):
-    """The staging area cannot take the image (no free space, not writable)."""
+    """The staging area cannot take the image (full, read-only, not writable by the worker).
+
+    The HTTP API answers 507 for it. :func:`flows.local_io.local_failure` words the local
+    file-system failures.
+    """
 
     reason = "staging"
-
-
-class StoreWriteFailed(ImportFailed):
-    """Writing the image into one store failed; ``store`` names it."""
-
-    reason = "store"
-
-    def __init__(self, store: str, detail: str, *, transient: bool = False) -> None:
-        super().__init__(f"store {store!r}: {detail}")
-        self.store = store
-        self.detail = detail
-        self.transient = transient
-
-
-class DataInUse(TransientError):
-    """A store will not remove data something still uses (an RBD image with clones)."""
-
-    reason = "in_use"
-
-    def __init__(self, store: str, detail: str) -> None:
-        super().__init__(f"store {store!r}: {detail}")
-        self.store = store
-
-
-class NoStoreSucceeded(TerminalError):
-    """Failure was allowed, but not a single target store could be written."""
-
-    reason = "no_store"
 
 
 class SafetyRefusal(TerminalError):
@@ -135,3 +161,45 @@ class SafetyRefusal(TerminalError):
     def __init__(self, check: str, message: str) -> None:
         super().__init__(message)
         self.check = check
+
+
+# -- the stores --------------------------------------------------------------------------
+
+
+class StoreError(ImportFailed):
+    """A store could not do what was asked (write, read or delete); ``store`` names it.
+
+    Always one of :class:`StoreFailed` (terminal) or :class:`StoreUnavailable` (transient);
+    a store step catches this base to record the store failed whichever it is.
+    """
+
+    reason = "store"
+
+    def __init__(self, store: str, detail: str) -> None:
+        super().__init__(f"store {store!r}: {detail}")
+        self.store = store
+        self.detail = detail
+
+
+class StoreFailed(StoreError, TerminalError):
+    """The store answered and could not do it (no space, permission, an I/O error)."""
+
+    reason = "store"
+
+
+class StoreUnavailable(StoreError, TransientError):
+    """The store did not answer in time (a Ceph cluster down or partitioned): retry later."""
+
+    reason = "store_unavailable"
+
+
+class DataInUse(StoreError, TransientError):
+    """A store will not remove data something still uses (an RBD image with clones)."""
+
+    reason = "in_use"
+
+
+class NoStoreSucceeded(TerminalError):
+    """Failure was allowed, but not a single target store could be written."""
+
+    reason = "no_store"

@@ -7,7 +7,7 @@ import logging
 import time
 
 from flows.background import cancel_and_wait
-from flows.errors import LockLost
+from flows.errors import LockLost, TransientError
 from flows.ports import ImageRepository, TaskRepository
 from flows.records import Hold
 
@@ -83,6 +83,8 @@ class Lease:
                     self._lost = f"task {self._hold.task_id} lost its claim: lock preempted"
                     log.warning("%s", self._lost)
                     return
-            except Exception:
+            except TransientError as exc:
                 # A missed beat is not fatal: the lease is several beats long.
+                log.warning("heartbeat of task %s missed: %s", self._hold.task_id, exc)
+            except Exception:
                 log.warning("heartbeat of task %s failed", self._hold.task_id, exc_info=True)

@@ -62,6 +62,34 @@ class ImageReader(Protocol):
         ...
 
 
+class ReadFailures:
+    """An :class:`ImageReader` whose read failures are raised as ``failure(error)``.
+
+    Copying from one file to another meets :class:`OSError` on both sides; wrapping the
+    reading side tells them apart (the source's fault, or the store's, not the target's).
+    """
+
+    def __init__(self, reader: ImageReader, failure: Callable[[OSError], Exception]) -> None:
+        self._reader = reader
+        self._failure = failure
+
+    @property
+    def size(self) -> int:
+        """The wrapped reader's size."""
+        return self._reader.size
+
+    def segments(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[Segment]:
+        """The wrapped reader's segments; an OSError raised reading them is translated."""
+        try:
+            yield from self._reader.segments(chunk_size)
+        except OSError as exc:
+            raise self._failure(exc) from exc
+
+    def close(self) -> None:
+        """Close the wrapped reader."""
+        self._reader.close()
+
+
 def is_all_zero(chunk: bytes | memoryview) -> bool:
     """Tell whether ``chunk`` holds only zero bytes (a memcmp against a zero buffer).
 
@@ -237,12 +265,23 @@ def write_sparse(
             if progress:
                 progress(0, segment.length)
             continue
-        os.pwrite(fd, segment.data, segment.offset)
+        pwrite_all(fd, segment.data, segment.offset)
         start_writeback(fd, segment.offset, segment.length)
         written += segment.length
         if progress:
             progress(segment.length, 0)
     return written, skipped
+
+
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write all of ``data`` at ``offset``: ``pwrite`` may write less (a disk that fills up
+    writes what fits and says so only by the count; the next call raises ENOSPC)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if written == 0:
+            raise OSError(errno.EIO, "the file system accepted no bytes")
+        view, offset = view[written:], offset + written
 
 
 #: Granularity at which :func:`split_zero_runs` looks for zeros inside a data chunk.

@@ -16,13 +16,9 @@ from __future__ import annotations
 
 import aiohttp
 
+from flows.errors import KeyManagerRefused, KeyManagerUnavailable
 from flows.signing.config import SignatureSettings
-from flows.signing.keys import (
-    KeyManagerRefused,
-    KeyManagerUnavailable,
-    certificate_not_found,
-    check_certificate_id,
-)
+from flows.signing.keys import certificate_not_found, check_certificate_id
 
 _PAYLOAD_TYPE = "application/octet-stream"
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from flows.errors import KeyManagerRefused
 from flows.signing.barbican import BarbicanKeyManager
 from flows.signing.config import SignatureSettings
-from flows.signing.keys import DirectoryKeyManager, KeyManager, KeyManagerRefused
+from flows.signing.keys import DirectoryKeyManager, KeyManager
 
 
 def build_key_manager(

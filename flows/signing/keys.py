@@ -12,23 +12,11 @@ import re
 from pathlib import Path
 from typing import Protocol
 
-from flows.errors import SafetyRefusal, TerminalError, TransientError
+from flows.errors import KeyManagerRefused, SafetyRefusal
 from flows.signing.properties import CERTIFICATE_UUID, CHECK
 
 #: A certificate id is a file name or a URL path segment: no separators, no dots, no tricks.
 _CERTIFICATE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-
-
-class KeyManagerUnavailable(TransientError):
-    """The key manager could not be reached or failed (5xx); a later retry may work."""
-
-    reason = "key_manager_unavailable"
-
-
-class KeyManagerRefused(TerminalError):
-    """The key manager refused the worker's credentials or request; the operator must act."""
-
-    reason = "key_manager_refused"
 
 
 class KeyManager(Protocol):

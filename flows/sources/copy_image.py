@@ -7,7 +7,8 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from flows.errors import ImageStateConflict, SourceError
+from flows.errors import ImageStateConflict, SourceError, StoreError
+from flows.local_io import LocalPlace, failing_at
 from flows.records import ImageRecord, Location
 from flows.sparse import ImageReader, write_sparse
 from flows.states import LocationStatus
@@ -37,9 +38,15 @@ async def copy_to_staging(
     chunk_size: int,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Copy the image at ``location`` into ``dest`` sparsely; return its size."""
+    """Copy the image at ``location`` into ``dest`` sparsely; return its size.
+
+    The store's own errors stay as they are (an outage is transient, copy-image retried);
+    the staging area failing to take the copy is a :class:`StagingError`.
+    """
     try:
         reader = await store.open(location.url)
+    except StoreError:
+        raise
     except Exception as exc:
         raise SourceError(f"cannot open {location.url} in store {store.name!r}: {exc}") from exc
     try:
@@ -59,12 +66,14 @@ def _copy(
         if progress is not None:
             progress(written + skipped)
 
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    try:
-        write_sparse(reader, fd, chunk_size, count, stop)
-    except BaseException:
+    # What a store reads raises the store's errors: an OSError left is the staging area's.
+    with failing_at(LocalPlace(dest.parent), "take the copy"):
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            write_sparse(reader, fd, chunk_size, count, stop)
+        except BaseException:
+            os.close(fd)
+            dest.unlink(missing_ok=True)
+            raise
         os.close(fd)
-        dest.unlink(missing_ok=True)
-        raise
-    os.close(fd)
     return reader.size

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flows.config import FlowSettings
+from flows.local_io import LocalPlace, failing_at
 from flows.request import WEB_DOWNLOAD, ExpectedChecksum, ImportRequest
 from flows.sources.web_download import Line, download_blocking
 from flows.staging_space import check_staging_space
@@ -91,7 +92,8 @@ class Prefetch:
 
     def _run(self) -> None:
         try:
-            self._settings.staging_dir.mkdir(parents=True, exist_ok=True)
+            with failing_at(LocalPlace(self._settings.staging_dir), "take the download"):
+                self._settings.staging_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_prefetches(self._settings.staging_dir)
             check_staging_space(self._settings)
             download_blocking(
@@ -113,7 +115,8 @@ class Prefetch:
         if self._error is not None:
             raise self._error
         check_stop(stop)  # cancelled as it ended: the file is not the import's
-        os.replace(self.path, dest)
+        with failing_at(LocalPlace(dest.parent), "take the download"):
+            os.replace(self.path, dest)
 
     def _halt(self) -> None:
         self._stop.set()

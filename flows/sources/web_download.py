@@ -30,7 +30,8 @@ from typing import Any
 
 from yarl import URL
 
-from flows.errors import SafetyRefusal, SourceError, SourceUnavailable, StagingError
+from flows.errors import SafetyRefusal, SourceError, SourceUnavailable
+from flows.local_io import LocalPlace, failing_at
 from flows.policy import SafetyPolicy
 from flows.request import ExpectedChecksum
 from flows.sparse import write_skipping_zeros
@@ -86,7 +87,7 @@ def download_blocking(
     partial = dest.with_name(f".{dest.name}.download")
     try:
         _follow(url, partial, policy, expected, progress, announced, stop, line or Line())
-        _staging_io(os.replace, partial, dest)
+        _staging_io(partial, os.replace, partial, dest)
     except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()
@@ -297,7 +298,7 @@ def _receive(
             "image_size", f"{shown} announces {announced} bytes, above the image size cap {cap}"
         )
     hasher: Any = hashlib.new(expected.algo) if expected else None
-    fd = _staging_io(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    fd = _staging_io(partial, os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
         buffer = memoryview(bytearray(WRITE_SIZE))
         total = 0
@@ -307,13 +308,13 @@ def _receive(
                 raise SafetyRefusal(
                     "image_size", f"{shown} sent more than the image size cap of {cap} bytes"
                 )
-            _write(fd, buffer[:count], hasher)
+            _write(partial, fd, buffer[:count], hasher)
             progress(count)
         if announced is not None and total != announced:
             raise SourceUnavailable(f"{shown}: got {total} of {announced} announced bytes")
         # A trailing hole has no bytes. No fsync: the staging area is scratch space that the
         # import empties within seconds, and a task resumed after a crash downloads again.
-        _staging_io(os.ftruncate, fd, total)
+        _staging_io(partial, os.ftruncate, fd, total)
     finally:
         os.close(fd)
     if expected is not None and hasher.hexdigest() != expected.value:
@@ -332,23 +333,18 @@ def _remaining(limit: float, deadline: float) -> float:
     return min(limit, left)
 
 
-def _staging_io(call: Callable[..., Any], *args: Any) -> Any:
-    """A file operation on the staging area.
+def _staging_io(partial: Path, call: Callable[..., Any], *args: Any) -> Any:
+    """A file operation on ``partial``, in the staging area.
 
     A local file error (a full or read-only staging disk) is the staging area's problem, not
     the source's: it must not be reported, or retried, as "source unavailable".
     """
-    try:
+    with failing_at(LocalPlace(partial.parent), "take the download"):
         return call(*args)
-    except OSError as exc:
-        raise StagingError(f"the staging area cannot take the download: {exc}") from exc
 
 
-def _write(fd: int, data: memoryview, hasher: Any) -> None:
-    try:
-        write_skipping_zeros(fd, data)
-    except OSError as exc:
-        raise StagingError(f"writing the download to the staging area failed: {exc}") from exc
+def _write(partial: Path, fd: int, data: memoryview, hasher: Any) -> None:
+    _staging_io(partial, write_skipping_zeros, fd, data)
     if hasher is not None:
         hasher.update(data)
 

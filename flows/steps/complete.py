@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from flows.context import ImportContext
 from flows.errors import NoStoreSucceeded
+from flows.local_io import LocalPlace, reason
 from flows.steps.convert import remove_prewritten
+
+log = logging.getLogger(__name__)
 
 
 class CompleteStep:
@@ -31,8 +35,19 @@ class CompleteStep:
 
 
 def remove_staging(ctx: ImportContext) -> None:
-    """Remove every staging file of this image (original and conversion output)."""
+    """Remove every staging file of this image (original and conversion output).
+
+    A staging area that will not let them go (read-only now, say) does not change how the
+    import ended: the reason is logged and the files wait for the operator.
+    """
     directory = ctx.settings.staging_dir
-    if directory.is_dir():
-        for path in directory.glob(f"{ctx.image_id}*"):
-            path.unlink(missing_ok=True)
+    try:
+        if directory.is_dir():
+            for path in directory.glob(f"{ctx.image_id}*"):
+                path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning(
+            "the staging files of image %s were not removed: %s",
+            ctx.image_id,
+            reason(LocalPlace(directory), exc),
+        )

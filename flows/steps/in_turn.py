@@ -16,7 +16,7 @@ import logging
 from typing import Protocol
 
 from flows.context import ImportContext
-from flows.errors import LockLost, StoreWriteFailed
+from flows.errors import LockLost, StoreError
 from flows.stores.base import StoredImage
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class DataWriter(Protocol):
         """The store written."""
 
     async def write_data(self, ctx: ImportContext) -> StoredImage:
-        """Write the data into the store; raise :class:`StoreWriteFailed` if it cannot."""
+        """Write the data into the store; raise :class:`StoreError` if it cannot."""
 
 
 class _NotAttempted(Exception):
@@ -119,4 +119,4 @@ class WritesInTurn:
 
 def _may_go_on(ctx: ImportContext, failure: BaseException) -> bool:
     """Whether the writes after a failed one go on: as the step that records it would."""
-    return ctx.request.allow_failure and isinstance(failure, (StoreWriteFailed, OSError))
+    return ctx.request.allow_failure and isinstance(failure, (StoreError, OSError))

@@ -10,7 +10,7 @@ import logging
 from dataclasses import replace
 
 from flows.context import ImportContext
-from flows.errors import LockLost, StoreWriteFailed
+from flows.errors import LockLost, StoreError
 from flows.events import EventType
 from flows.preconditions import check_can_start
 from flows.records import (
@@ -87,7 +87,7 @@ async def _clear_previous_attempt(ctx: ImportContext, image: ImageRecord) -> Non
     for name in ctx.targets:
         try:
             await ctx.stores[name].discard(ctx.image_id)
-        except StoreWriteFailed as exc:
+        except StoreError as exc:
             # An unreachable store must not fail the whole import here: its own write step
             # fails (or, with allow-failure, is skipped) with the same reason.
             log.warning("could not clear %s before writing: %s", name, exc)

@@ -7,6 +7,7 @@ import asyncio
 from flows.context import ImportContext
 from flows.errors import LockLost
 from flows.events import EventType
+from flows.local_io import LocalPlace, failing_at
 from flows.request import COPY_IMAGE, GLANCE_DIRECT
 from flows.sources.copy_image import copy_to_staging, pick_source
 from flows.sources.glance_direct import staged_upload
@@ -22,7 +23,8 @@ class StageStep:
     async def execute(self, ctx: ImportContext) -> None:
         """Stage the bits and remember where they are."""
         dest = ctx.staging_file()
-        await asyncio.to_thread(ctx.settings.staging_dir.mkdir, parents=True, exist_ok=True)
+        with failing_at(LocalPlace(ctx.settings.staging_dir), "take the image"):
+            await asyncio.to_thread(ctx.settings.staging_dir.mkdir, parents=True, exist_ok=True)
         ctx.progress.phase = "staging"
         method = ctx.request.method
 

@@ -17,7 +17,7 @@ from enum import Enum
 
 from flows.context import ImportContext
 from flows.engine import Parallel
-from flows.errors import LockLost, StoreWriteFailed
+from flows.errors import LockLost, StoreError
 from flows.events import Announcement, EventType, UploadFailure, failure_kind
 from flows.fanout import FanOut
 from flows.records import IMPORTING_TO_STORES
@@ -73,7 +73,7 @@ class StoreStep:
         await ctx.announce(EventType.IMAGE_PREPARE, self.name, store=self.store)
         try:
             activated = await self._write(ctx)
-        except (StoreWriteFailed, OSError) as exc:
+        except (StoreError, OSError) as exc:
             await self._failed(ctx, exc)
             if ctx.request.allow_failure:
                 return
@@ -114,7 +114,7 @@ class StoreStep:
                 stored = await self._in_turn.take(ctx, self.store)
             else:
                 stored = await self.write_data(ctx)
-        except StoreWriteFailed:
+        except StoreError:
             self._writing = False  # a store that reports a failure left nothing behind
             raise
         self._url, self._writing = stored.url, False
@@ -183,7 +183,7 @@ class StoreStep:
         return await asyncio.to_thread(SparseFileReader, ctx.data_path)
 
     async def _failed(self, ctx: ImportContext, exc: BaseException) -> None:
-        detail = str(exc) if isinstance(exc, StoreWriteFailed) else f"store {self.store!r}: {exc}"
+        detail = str(exc) if isinstance(exc, StoreError) else f"store {self.store!r}: {exc}"
         log.warning("write to store %s failed: %s", self.store, detail)
         ctx.failed[self.store] = detail
         ctx.observer.store_write(self.store, StepResult.FAILURE)

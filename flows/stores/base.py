@@ -27,7 +27,7 @@ class Store(Protocol):
     """A named place that holds image data (a directory, a Ceph pool, ...).
 
     ``add`` either returns a location that is complete and durable, or raises
-    :class:`flows.errors.StoreWriteFailed` having left nothing behind.
+    a :class:`flows.errors.StoreError` having left nothing behind.
     """
 
     @property

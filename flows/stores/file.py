@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
-from flows.errors import StoreWriteFailed
-from flows.sparse import ImageReader, SparseFileReader, data_extents, write_sparse
+from flows.local_io import LocalPlace, failing_at, local_failure
+from flows.sparse import (
+    ImageReader,
+    ReadFailures,
+    SparseFileReader,
+    data_extents,
+    write_sparse,
+)
 from flows.stores.base import ProgressCallback, StoredImage
 from flows.threads import run_stoppable
 
@@ -41,6 +47,8 @@ class FileStore:
         self._name = name
         self.config = config
         self.root = Path(config.path).absolute()
+        #: Where a local file-system failure is said to have happened.
+        self.place = LocalPlace(self.root, name)
 
     @property
     def name(self) -> str:
@@ -60,12 +68,8 @@ class FileStore:
         self, image_id: str, reader: ImageReader, progress: ProgressCallback | None = None
     ) -> StoredImage:
         """Write the image sparsely into ``<root>/<image_id>`` (in a worker thread)."""
-        try:
+        with failing_at(self.place, "write the image"):
             return await run_stoppable(lambda stop: self._add(image_id, reader, progress, stop))
-        except OSError as exc:
-            raise StoreWriteFailed(
-                self.name, f"cannot write {self.root}: {exc.strerror or exc}"
-            ) from exc
 
     def _add(
         self,
@@ -113,12 +117,8 @@ class FileStore:
 
         On failure nothing is visible and ``partial`` stays where it is (its owner removes it).
         """
-        try:
+        with failing_at(self.place, "write the image"):
             return await run_stoppable(lambda stop: self._publish(image_id, partial))
-        except OSError as exc:
-            raise StoreWriteFailed(
-                self.name, f"cannot write {self.root}: {exc.strerror or exc}"
-            ) from exc
 
     def _publish(self, image_id: str, partial: Path) -> StoredImage:
         fd = os.open(partial, os.O_RDONLY)
@@ -149,12 +149,8 @@ class FileStore:
 
     async def discard(self, image_id: str) -> None:
         """Remove whatever this store holds of ``image_id``, finished or partial."""
-        try:
+        with failing_at(self.place, f"clear what it holds of {image_id}"):
             await asyncio.to_thread(self._discard, image_id)
-        except OSError as exc:
-            raise StoreWriteFailed(
-                self.name, f"cannot clear {self.root}: {exc.strerror or exc}"
-            ) from exc
 
     def _discard(self, image_id: str) -> None:
         (self.root / image_id).unlink(missing_ok=True)
@@ -165,19 +161,22 @@ class FileStore:
     async def delete(self, url: str) -> None:
         """Remove the image file behind ``url``; a file already gone is fine."""
         path = self.local_path(url)
-        await asyncio.to_thread(path.unlink, missing_ok=True)
+        with failing_at(self.place, f"delete {path.name}"):
+            await asyncio.to_thread(path.unlink, missing_ok=True)
 
     async def open(self, url: str) -> ImageReader:
-        """A sparse reader over the image file."""
+        """A sparse reader over the image file (a failed read is this store's error)."""
         path = self.local_path(url)
-        try:
-            return await asyncio.to_thread(SparseFileReader, path)
-        except OSError as exc:
-            raise StoreWriteFailed(self.name, f"cannot read {path}: {exc.strerror}") from exc
+        action = f"read {path.name}"
+        with failing_at(self.place, action):
+            reader = await asyncio.to_thread(SparseFileReader, path)
+        return ReadFailures(reader, lambda exc: local_failure(self.place, action, exc))
 
     async def exists(self, url: str) -> bool:
         """True when the image file exists."""
-        return await asyncio.to_thread(self.local_path(url).is_file)
+        path = self.local_path(url)
+        with failing_at(self.place, f"look for {path.name}"):
+            return await asyncio.to_thread(path.is_file)
 
     async def close(self) -> None:
         """Nothing to release: every operation opens and closes its own file."""

@@ -26,7 +26,7 @@ from typing import Any
 import rados
 import rbd
 
-from flows.errors import DataInUse, StoreWriteFailed
+from flows.errors import DataInUse, StoreError, StoreFailed, StoreUnavailable
 from flows.sparse import ImageReader, Segment, is_all_zero, split_zero_runs
 from flows.stores.base import ProgressCallback, StoredImage
 from flows.stores.rbd_config import RbdStoreConfig
@@ -45,6 +45,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     rbd.ConnectionShutdown,
     TimeoutError,
 )
+#: Everything librados/librbd (and the threads around them) raise about the cluster.
+CEPH_ERRORS: tuple[type[BaseException], ...] = (rados.Error, rbd.Error, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,16 +126,21 @@ class RbdStore:
             await asyncio.to_thread(cluster.shutdown)
 
     async def _run(self, action: str, work: Any) -> Any:
-        """Run blocking ``work(stop)``; turn Ceph's errors into :class:`StoreWriteFailed`."""
+        """Run blocking ``work(stop)``; turn Ceph's errors into :meth:`failure`'s."""
         try:
             return await run_stoppable(work)
-        except (rados.Error, rbd.Error, OSError) as exc:
-            raise StoreWriteFailed(
-                self.name,
-                f"{action} in pool {self.config.pool!r} ({self.config.conf}) failed: "
-                f"{type(exc).__name__}: {exc}",
-                transient=isinstance(exc, TRANSIENT_ERRORS),
-            ) from exc
+        except CEPH_ERRORS as exc:
+            raise self.failure(action, exc) from exc
+
+    def failure(self, action: str, error: BaseException) -> StoreError:
+        """The typed error for Ceph's ``error`` while ``action``: a cluster that did not answer
+        in time is :class:`StoreUnavailable`, anything else :class:`StoreFailed`."""
+        kind = StoreUnavailable if isinstance(error, TRANSIENT_ERRORS) else StoreFailed
+        return kind(
+            self.name,
+            f"{action} in pool {self.config.pool!r} ({self.config.conf}) failed: "
+            f"{type(error).__name__}: {error}",
+        )
 
     # -- writing -----------------------------------------------------------------------
 
@@ -333,7 +340,17 @@ class RbdReader:
         """Nothing held between reads: each :meth:`segments` opens and closes the image."""
 
     def segments(self, chunk_size: int = 8 * 1024 * 1024) -> Iterator[Segment]:
-        """Yield allocated extents (read in chunks) and the zero runs between them."""
+        """Yield allocated extents (read in chunks) and the zero runs between them.
+
+        A cluster that stops answering mid-read raises the store's typed error, as every
+        other operation of the store does (:meth:`RbdStore.failure`).
+        """
+        try:
+            yield from self._segments(chunk_size)
+        except CEPH_ERRORS as exc:
+            raise self._store.failure("reading image", exc) from exc
+
+    def _segments(self, chunk_size: int) -> Iterator[Segment]:
         cluster = self._store._connect()
         location = self._location
         with (

@@ -1,18 +1,22 @@
 """The guide's chapter 2 with the real clients against three Ceph clusters (central, dcn0,
 dcn1): imports and copies land as protected RBD snapshots, deletions remove the RBD images
 from every cluster, and an image a VM was cloned from is not forced away: its deletion waits
-(reported in the task and the pending-deletions metric) until the clone is gone.
+(reported in the task and the pending-deletions metric) until the clone is gone. A cluster
+that stops answering a download is a 503, as every other outage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
 
 import pytest
 
@@ -36,6 +40,7 @@ class CephCloud:
     """The API, two workers, three clusters and the sample image."""
 
     api: ApiProcess
+    config: Path
     workers: list[Worker]
     clusters: dict[str, Cluster]
     clients: Clients
@@ -97,7 +102,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephCloud]:
                 running_workers(config, root, 2) as workers,
             ):
                 clients = unauthenticated(api.url, root / "home")
-                yield CephCloud(api, workers, clusters, clients, source, sha512_of(raw))
+                yield CephCloud(api, config, workers, clusters, clients, source, sha512_of(raw))
         finally:
             asyncio.run(delete_topology(topology))
 
@@ -166,3 +171,20 @@ def test_an_image_a_vm_was_cloned_from_waits_for_the_clone(cloud: CephCloud) -> 
     edge.rbd("rm", "vm-disk")  # the VM is deleted
     _until(lambda: image_id not in edge.images(), "dcn0's copy removed once the clone is gone")
     _until(lambda: cloud.pending_deletions() == 0, "no deletion pending")
+
+
+def test_a_cluster_that_stops_answering_a_download_is_503(cloud: CephCloud, tmp_path: Path) -> None:
+    uri = f"{cloud.source}/cirros.qcow2"
+    image_id = web_download(cloud.clients, "cirros-unanswered", uri, "--stores", "central")
+    assert cloud.settled(image_id)["stores"] == "central"
+    # An API whose store gives up after 3 s (the module's waits 20 s for a slow cluster).
+    short = {"IMGWORKER_STORES__CENTRAL__OPERATION_TIMEOUT": "3"}
+    with running_api(cloud.config, tmp_path, "api-short-timeout", **short) as api:
+        url = f"{api.url}/v2/images/{image_id}/file"
+        asked = Request(url, headers={"Accept": "application/json"})
+        with cloud.clusters["central"].osd_paused(), pytest.raises(HTTPError) as refused:
+            urlopen(asked, timeout=60)
+        assert refused.value.code == 503
+        assert json.load(refused.value)["message"].startswith("store 'central': ")
+        with urlopen(url, timeout=60) as answered:  # the cluster answers again
+            assert hashlib.sha512(answered.read()).hexdigest() == cloud.raw_sha512

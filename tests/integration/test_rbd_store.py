@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.errors import StoreWriteFailed
+from flows.errors import StoreUnavailable
 from flows.sparse import ZERO_BLOCK, ImageReader, SparseFileReader
 from flows.stores.rbd import RbdLocation, RbdStore
 from flows.stores.rbd_config import RbdStoreConfig
@@ -126,7 +126,7 @@ async def test_a_dead_site_fails_within_the_timeouts_and_leaves_nothing(
     image_id = str(uuid.uuid4())
     try:
         assert await store.connect() == cluster.fsid
-        with cluster.osd_paused(), pytest.raises(StoreWriteFailed) as failed:
+        with cluster.osd_paused(), pytest.raises(StoreUnavailable) as failed:
             await store.add(image_id, SparseFileReader(source))
         assert failed.value.store == "dcn0"
         assert failed.value.transient
@@ -145,7 +145,7 @@ async def test_unreachable_cluster_fails_fast(tmp_path: Path, source: Path) -> N
     )
     config = RbdStoreConfig(type="rbd", conf=str(conf), connect_timeout=2, operation_timeout=2)
     store = RbdStore("dcn1", config)
-    with pytest.raises(StoreWriteFailed, match="dcn1") as failed:
+    with pytest.raises(StoreUnavailable, match="dcn1") as failed:
         await store.add("x", SparseFileReader(source))
     assert failed.value.transient
     await store.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 from flows.config import FlowSettings
 from flows.context import ImportContext
 from flows.engine import FlowFailed
-from flows.errors import StoreWriteFailed
+from flows.errors import StoreFailed
 from flows.import_flow import build_import_flow
 from flows.ports import ImageEvents
 from flows.records import (
@@ -79,7 +79,7 @@ class BrokenStore(FileStore):
     async def add(
         self, image_id: str, reader: ImageReader, progress: ProgressCallback | None = None
     ) -> StoredImage:
-        raise StoreWriteFailed(self.name, "disk on fire")
+        raise StoreFailed(self.name, "disk on fire")
 
 
 class GatedStore(FileStore):
@@ -101,7 +101,7 @@ class GatedStore(FileStore):
         await self.gate.wait()
         if self.fail:
             await self.delete(stored.url)
-            raise StoreWriteFailed(self.name, "site went dark")
+            raise StoreFailed(self.name, "site went dark")
         return stored
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.errors import StoreWriteFailed
+from flows.errors import StoreFailed
 from flows.events import UploadFailureKind, failure_kind
 from flows.stores.file import FileStore
 from tests.support.fakes import MemoryEvents
@@ -104,7 +104,7 @@ async def test_every_store_must_succeed_announces_the_failure_and_the_reverts(
 def test_store_errors_are_worded_as_glance_s_file_store_classifies_them(
     number: int | None, kind: UploadFailureKind
 ) -> None:
-    error = StoreWriteFailed("dcn0", "cannot write")
+    error = StoreFailed("dcn0", "cannot write")
     if number is not None:
         error.__cause__ = OSError(number, "boom")
     assert failure_kind(error) == kind

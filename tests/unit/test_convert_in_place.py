@@ -9,7 +9,7 @@ import pytest
 
 from flows.context import ImportContext
 from flows.engine import FlowFailed
-from flows.errors import StoreWriteFailed
+from flows.errors import StoreFailed
 from flows.records import ImageRecord
 from flows.stores.base import StoredImage
 from flows.stores.file import FileStore
@@ -27,7 +27,7 @@ class NoPublish(FileStore):
     """A file store that cannot make a converted file durable (its disk fails at fsync)."""
 
     async def publish(self, image_id: str, partial: Path) -> StoredImage:
-        raise StoreWriteFailed(self.name, "fsync: Input/output error")
+        raise StoreFailed(self.name, "fsync: Input/output error")
 
 
 def files(directory: Path) -> list[str]:

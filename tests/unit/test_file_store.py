@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.errors import StoreWriteFailed
+from flows.errors import StoreFailed
 from flows.sparse import Segment, SparseFileReader
 from flows.stores.file import FileStore, FileStoreConfig
 from tests.support.images import MiB, allocated_bytes, make_sparse_raw
@@ -54,7 +54,7 @@ async def test_immutable_directory_fails_cleanly(tmp_path: Path) -> None:
     directory.mkdir()
     subprocess.run(["chattr", "+i", str(directory)], check=True)
     try:
-        with pytest.raises(StoreWriteFailed) as caught:
+        with pytest.raises(StoreFailed) as caught:
             await store_at(directory).add("img", SparseFileReader(source))
     finally:
         subprocess.run(["chattr", "-i", str(directory)], check=True)
@@ -75,7 +75,7 @@ class FailingReader:
 
 async def test_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
     directory = tmp_path / "store"
-    with pytest.raises(StoreWriteFailed):
+    with pytest.raises(StoreFailed):
         await store_at(directory).add("img", FailingReader())
     assert list(directory.iterdir()) == []
 

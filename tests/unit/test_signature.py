@@ -15,17 +15,12 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from flows.errors import SafetyRefusal
+from flows.errors import KeyManagerRefused, KeyManagerUnavailable, SafetyRefusal
 from flows.hashing import digest_file
 from flows.signing.barbican import BarbicanKeyManager, KeystoneApplicationCredential
 from flows.signing.config import SignatureSettings
 from flows.signing.key_managers import build_key_manager
-from flows.signing.keys import (
-    DirectoryKeyManager,
-    KeyManager,
-    KeyManagerRefused,
-    KeyManagerUnavailable,
-)
+from flows.signing.keys import DirectoryKeyManager, KeyManager
 from flows.signing.properties import (
     CERTIFICATE_UUID,
     HASH_METHOD,

@@ -11,7 +11,7 @@ import pytest
 
 from flows.context import ImportContext
 from flows.engine import Flow, FlowFailed, Step
-from flows.errors import StoreWriteFailed
+from flows.errors import StoreFailed
 from flows.records import Hold
 from flows.sparse import ImageReader
 from flows.steps.complete import CompleteStep
@@ -43,7 +43,7 @@ class LoggedStore(FileStore):
         await asyncio.sleep(0.01)  # a write that takes a while: room for another to overlap
         if self.fail:
             self.log.append(f"failed {self.name}")
-            raise StoreWriteFailed(self.name, "disk on fire")
+            raise StoreFailed(self.name, "disk on fire")
         stored = await super().add(image_id, reader, progress)
         self.log.append(f"end {self.name}")
         return stored

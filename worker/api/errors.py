@@ -16,31 +16,30 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 from aiohttp import web
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from flows.errors import (
     ImageStateConflict,
     ImportFailed,
     InvalidRequest,
+    LastLocation,
     LockLost,
     NotFound,
+    ProtectedImage,
+    RecordsUnavailable,
     SafetyRefusal,
     StagingError,
     TransientError,
     UnknownStore,
 )
 from worker.api.request_id import REQUEST_ID_KEY
-from worker.db.catalog import LastLocation, ProtectedImage
 
 log = logging.getLogger(__name__)
 
-#: Failures of the database connection: the service is unavailable, not broken (503).
-OUTAGES: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    ConnectionError,
-    TimeoutError,
-)
+#: A connection that failed under a handler outside the records (which raise
+#: :class:`RecordsUnavailable`): the service is unavailable, not broken (503).
+OUTAGES: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+#: What a caller is told when the records do not answer (the driver's detail goes to the log).
+RECORDS_UNAVAILABLE = "The image records are unreachable right now; try again shortly."
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -75,8 +74,11 @@ def conflict(message: str) -> ApiError:
     return ApiError(409, message)
 
 
-#: Pipeline errors by type, most specific first, and the status Glance answers them with.
+#: Pipeline errors by type, most specific first, and the status Glance answers them with:
+#: every transient error is 503 (try again later), a staging area that cannot take the data
+#: 507, any other terminal error 400.
 _STATUS_BY_ERROR: tuple[tuple[type[ImportFailed], int], ...] = (
+    (TransientError, 503),
     (NotFound, 404),
     (ProtectedImage, 403),
     (LastLocation, 403),
@@ -86,7 +88,6 @@ _STATUS_BY_ERROR: tuple[tuple[type[ImportFailed], int], ...] = (
     (SafetyRefusal, 400),
     (InvalidRequest, 400),
     (StagingError, 507),
-    (TransientError, 503),
 )
 
 
@@ -95,7 +96,7 @@ def status_of(error: ImportFailed) -> int:
     for kind, status in _STATUS_BY_ERROR:
         if isinstance(error, kind):
             return status
-    return 500 if error.transient else 400
+    return 400
 
 
 def error_response(request: web.Request, status: int, message: str) -> web.Response:
@@ -117,35 +118,49 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     """Render every error in Glance's shape (see the module docstring)."""
     try:
         return await handler(request)
-    except ApiError as error:
+    except Exception as error:
+        if request.writer is not None and request.writer.output_size > 0:
+            # The status line is out (a download whose store stopped answering): no other
+            # answer can follow. aiohttp closes the connection; the client sees the body cut.
+            log.warning("%s %s stopped mid-answer: %s", request.method, request.path, error)
+            raise
+        response = _error_answer(request, error)
+        if response is None:
+            raise
+        return response
+
+
+def _error_answer(request: web.Request, error: Exception) -> web.StreamResponse | None:
+    """The answer to ``error`` (None: let aiohttp handle it, e.g. a redirect)."""
+    if isinstance(error, ApiError):
         response = error_response(request, error.status, error.message)
         response.headers.update(error.headers)
         return response
-    except ImportFailed as error:
-        return error_response(request, status_of(error), str(error))
-    except OUTAGES as error:
+    if isinstance(error, RecordsUnavailable):
+        log.warning("the records failed under %s %s: %s", request.method, request.path, error)
+        return error_response(request, 503, RECORDS_UNAVAILABLE)
+    if isinstance(error, ImportFailed):
+        status = status_of(error)
+        if status == 503:
+            log.warning("%s %s: %s", request.method, request.path, error)
+        return error_response(request, status, str(error))
+    if isinstance(error, OUTAGES):
         log.warning("a dependency failed under %s %s: %s", request.method, request.path, error)
-        return error_response(
-            request,
-            503,
-            "The image records are unreachable right now; try again shortly.",
-        )
-    except web.HTTPException as error:
+        return error_response(request, 503, RECORDS_UNAVAILABLE)
+    if isinstance(error, web.HTTPException):
         if error.status < 400:
-            raise
-        message = _routing_message(request, error)
-        response = error_response(request, error.status, message)
+            return None
+        response = error_response(request, error.status, _routing_message(request, error))
         if error.status == 405 and "Allow" in error.headers:
             response.headers["Allow"] = error.headers["Allow"]
         return response
-    except Exception:
-        request_id = request.get(REQUEST_ID_KEY, "")
-        log.exception("internal error answering %s %s", request.method, request.path)
-        return error_response(
-            request,
-            500,
-            f"The server could not answer this request; look for {request_id} in its log.",
-        )
+    request_id = request.get(REQUEST_ID_KEY, "")
+    log.error("internal error answering %s %s", request.method, request.path, exc_info=error)
+    return error_response(
+        request,
+        500,
+        f"The server could not answer this request; look for {request_id} in its log.",
+    )
 
 
 def _routing_message(request: web.Request, error: web.HTTPException) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from flows.errors import ImportFailed
     from flows.observer import FlowObserver
     from worker.config.settings import Settings
     from worker.tasks.services import Records, Services
@@ -122,4 +123,16 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coroutine)
     except ImportFailed as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise exit_error(exc) from exc
+
+
+def exit_error(error: ImportFailed) -> click.ClickException:
+    """The one line (and exit status 1) a command ends with when ``error`` stopped it.
+
+    It says whether trying again later may help: exactly when the error is a
+    :class:`~flows.errors.TransientError`, the classification the API's 503 and the worker's
+    retries read too.
+    """
+    if error.transient:
+        return click.ClickException(f"{error} (temporary: try again later)")
+    return click.ClickException(str(error))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from worker.cli.env import Env, pass_env, run_with_records
+from worker.cli.env import Env, exit_error, pass_env, run_with_records
 from worker.cli.presenter import IMAGE_FIELDS
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def _read(
         with reader:
             return quick(reader)
     except ImportFailed as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise exit_error(exc) from exc
     except sqlite3.Error as exc:
         raise click.ClickException(f"cannot read the records at {url}: {exc}") from exc
 

@@ -9,7 +9,10 @@ in one place (:class:`~worker.daemon.settlement.Settler`):
   Whatever is wrong with the body itself (size, encoding, nesting, JSON, fields) is such a
   failure: the next delivery would carry the same bytes.
 - A transient failure is retried: the message is nacked back to the queue after a backoff,
-  until the quorum queue's delivery limit; the last delivery records the failure instead.
+  until the quorum queue's delivery limit; the last delivery records the failure instead —
+  unless the records themselves did not answer, which never fails a task (see
+  :mod:`worker.tasks.runner`). What a delivery raises is settled by its type
+  (:func:`~worker.daemon.settlement.after_error`).
 - A duplicate of a finished task is acknowledged without work (``run_task`` sees it).
 - On drain, running tasks are cancelled after the grace period: ``run_task`` puts the task
   back to ``pending`` and the message is nacked for another worker.
@@ -50,7 +53,15 @@ from worker.daemon.messages import (
     parse_message,
 )
 from worker.daemon.metrics import Metrics
-from worker.daemon.settlement import Ack, DeadLetter, Requeue, Retry, Settlement, Settler
+from worker.daemon.settlement import (
+    Ack,
+    DeadLetter,
+    Requeue,
+    Retry,
+    Settlement,
+    Settler,
+    after_error,
+)
 from worker.daemon.topology import declare
 from worker.tasks.deletion import run_delete_task
 from worker.tasks.runner import run_task
@@ -150,9 +161,9 @@ class Consumer:
         except MessageRejected as rejected:
             self._metrics.task_received("unknown")
             return DeadLetter(rejected)
-        except Exception:
-            log.exception("cannot check message %s; retrying later", message.message_id)
-            return Retry(1)
+        except Exception as error:
+            attempt = _delivery_count(message) + 1
+            return after_error(error, attempt, f"checking message {message.message_id}")
         return await self._run(message, parsed, task)
 
     async def _check(self, message: AbstractIncomingMessage) -> tuple[TaskMessage, TaskRecord]:
@@ -201,9 +212,8 @@ class Consumer:
                         known=task,
                     )
                 log.info("task %s: %s: %s", parsed.task_id, outcome.status, outcome.message)
-        except Exception:
-            log.exception("task %s could not run; retrying later", parsed.task_id)
-            return Retry(attempt)
+        except Exception as error:
+            return after_error(error, attempt, f"task {parsed.task_id}")
         finally:
             self._metrics.in_progress.dec()
         if not outcome.ran:

@@ -4,7 +4,8 @@ The consumer decides; :meth:`Settler.apply` is the only code that acks, nacks or
 (aio-pika's ``message.process()`` / ``RejectMessage`` idea, with the four endings spelled out):
 
 - :class:`Ack` — the task reached ``success`` or ``failure`` (or had already: a duplicate);
-- :class:`Retry` — a transient failure: back to the queue after a jittered backoff;
+- :class:`Retry` — a transient failure (or an unforeseen one, see :func:`after_error`): back
+  to the queue after a jittered backoff;
 - :class:`DeadLetter` — the message can never run: copied to the dead-letter exchange with
   ``x-imgworker-reason``/``x-imgworker-detail``, its task (if any) ended failed, then acked;
 - :class:`Requeue` — this worker is stopping: back to the queue at once for another worker.
@@ -22,6 +23,7 @@ from typing import Any, Final
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
+from flows.errors import TransientError
 from worker.daemon.messages import MessageRejected
 from worker.daemon.metrics import Metrics
 from worker.db.tasks import SqlTaskRepository, TaskEnd
@@ -64,6 +66,24 @@ class Requeue:
 
 
 Settlement = Ack | Retry | DeadLetter | Requeue
+
+
+def after_error(error: Exception, attempt: int, doing: str) -> Settlement:
+    """How a delivery ends when ``doing`` it raised ``error``: decided by the error's type.
+
+    A rejected message is dead-lettered. A :class:`~flows.errors.TransientError` — the
+    records or a store not answering, even to put the task back — is retried after the
+    backoff and logged as one line. Anything else is a bug or a failure nobody classified:
+    logged with its traceback and retried too, until the queue's delivery limit
+    dead-letters it.
+    """
+    if isinstance(error, MessageRejected):
+        return DeadLetter(error)
+    if isinstance(error, TransientError):
+        log.warning("%s: %s; delivering it again later", doing, error)
+    else:
+        log.error("%s failed; delivering it again later", doing, exc_info=error)
+    return Retry(attempt)
 
 
 class Settler:

@@ -23,7 +23,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from yarl import URL
 
+from flows.errors import RecordsUnavailable
 from worker.daemon.logs import one_line
+from worker.db.outages import innermost, sqlstate
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,14 @@ BROKER_REFUSALS: Final = (
 #: 42501 (no CONNECT privilege).
 DATABASE_REFUSALS: Final = ("28", "3D000", "42501")
 #: What an attempt may raise that is about the dependency (anything else is a bug).
-TROUBLE: Final = (OSError, TimeoutError, aiormq.exceptions.AMQPError, DBAPIError, ArgumentError)
+TROUBLE: Final = (
+    OSError,
+    TimeoutError,
+    aiormq.exceptions.AMQPError,
+    DBAPIError,
+    ArgumentError,
+    RecordsUnavailable,
+)
 
 
 class DependencyRefused(Exception):
@@ -106,34 +115,8 @@ def database_refused(error: BaseException) -> bool:
     """Whether ``error`` from connecting to the database means it will never accept us."""
     if isinstance(error, ArgumentError):  # a URL SQLAlchemy cannot even parse
         return True
-    state = _sqlstate(error)
+    state = sqlstate(error)
     return state is not None and state.startswith(DATABASE_REFUSALS)
-
-
-def _sqlstate(error: BaseException) -> str | None:
-    """The SQLSTATE of a database error, through SQLAlchemy's and the driver's wrappers."""
-    for current in _wrapped(error):
-        state = getattr(current, "sqlstate", None)
-        if isinstance(state, str):
-            return state
-    return None
-
-
-def _wrapped(error: BaseException) -> Iterator[BaseException]:
-    """``error``, then what it wraps (SQLAlchemy's ``orig``, then each ``__cause__``)."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-
-
-def _innermost(error: BaseException) -> BaseException:
-    """The driver's own error inside SQLAlchemy's wrappers (its message is the plain one)."""
-    *_, last = _wrapped(error)
-    return last
 
 
 class Backoff:
@@ -192,12 +175,12 @@ async def reach(
                 if dependency.refused(exc):
                     raise DependencyRefused(
                         f"the {dependency.name} at {dependency.where} refused this worker: "
-                        f"{one_line(_innermost(exc))}; {dependency.fix}"
+                        f"{one_line(innermost(exc))}; {dependency.fix}"
                     ) from exc
                 delay = backoff.next()
                 problem = (
                     f"{dependency.name} unreachable at {dependency.where}: "
-                    f"{one_line(_innermost(exc))}"
+                    f"{one_line(innermost(exc))}"
                 )
                 waiting[dependency.name] = f"{problem} (attempt {attempts}; next in {delay:.1f} s)"
                 log.warning("%s; attempt %d, next in %.1f s", problem, attempts, delay)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from flows.background import cancel_and_wait
+from flows.errors import TransientError
 from flows.requester import RequestContext
 from flows.states import TaskType
 from worker.config.settings import WorkerSettings
@@ -54,6 +55,8 @@ class DeleteSweeper:
         while True:
             try:
                 await self.sweep_once()
+            except TransientError as exc:
+                log.warning("sweeping delete tasks: %s; trying again later", exc)
             except Exception:
                 log.warning("sweeping delete tasks failed; trying again later", exc_info=True)
             await asyncio.sleep(self._settings.sweep_seconds)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.errors import ImageStateConflict, NotFound
+from flows.errors import ImageStateConflict, LastLocation, NotFound, ProtectedImage
 from flows.events import EventType, Priority
 from flows.records import IMPORT_LOCK, ImageRecord, TaskRecord
 from flows.requester import RequestContext
@@ -293,18 +293,6 @@ class SqlCatalog(Repository):
             )
 
         await self._in_transaction(work)
-
-
-class ProtectedImage(ImageStateConflict):
-    """The image is protected: it cannot be deleted (Glance answers 403)."""
-
-    reason = "protected"
-
-
-class LastLocation(ImageStateConflict):
-    """The store holds the image's only copy (Glance answers 403)."""
-
-    reason = "last_location"
 
 
 def _is_active(location: ImageLocation) -> bool:

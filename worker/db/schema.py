@@ -54,17 +54,28 @@ async def upgrade_if_behind(engine: AsyncEngine, url: str) -> None:
 
 
 async def engine_revision(engine: AsyncEngine) -> str | None:
-    """The revision the database behind ``engine`` is at (None for an empty database)."""
+    """The revision the database behind ``engine`` is at (None for an empty database).
+
+    Raises :class:`~flows.errors.RecordsUnavailable` when the database does not answer.
+    """
     from sqlalchemy import text
 
-    async with engine.connect() as connection:
-        has_table = await connection.run_sync(
-            lambda sync: sync.dialect.has_table(sync, "alembic_version")
-        )
-        if not has_table:
-            return None
-        row = (await connection.execute(text(REVISION_QUERY))).first()
-        return None if row is None else str(row[0])
+    from flows.errors import RecordsUnavailable
+    from worker.db.outages import describe, is_unreachable
+
+    try:
+        async with engine.connect() as connection:
+            has_table = await connection.run_sync(
+                lambda sync: sync.dialect.has_table(sync, "alembic_version")
+            )
+            if not has_table:
+                return None
+            row = (await connection.execute(text(REVISION_QUERY))).first()
+            return None if row is None else str(row[0])
+    except Exception as exc:
+        if not is_unreachable(exc):
+            raise
+        raise RecordsUnavailable(describe(exc)) from exc
 
 
 async def current_revision(url: str) -> str | None:

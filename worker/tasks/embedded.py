@@ -17,6 +17,7 @@ then run by :func:`worker.tasks.runner.run_task`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ from worker.tasks.runner import TaskOutcome, run_task
 from worker.tasks.services import Services
 from worker.tasks.staging import stage_upload
 from worker.tasks.submission import SubmissionRules, announce_run, submit_import
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +84,15 @@ async def import_image(
         )
     )
     if file is not None:
-        await stage_upload(
-            services.images, services.settings.staging.dir, image.id, file, services.observer
-        )
+        try:
+            await stage_upload(
+                services.images, services.settings.staging.dir, image.id, file, services.observer
+            )
+        except Exception:
+            # The file never made it in (the staging area is full, say): nothing is left
+            # behind, not even the image just made for it.
+            await _forget(services, image.id)
+            raise
     request = ImportRequest(
         method=GLANCE_DIRECT if file is not None else WEB_DOWNLOAD,
         uri=uri,
@@ -133,6 +142,14 @@ async def delete_from_store(services: Services, image_id: str, store: str) -> Ta
         )
     task = await services.records.catalog.delete_from_store(image_id, store, RequestContext())
     return await run_delete_task(services, task.id)
+
+
+async def _forget(services: Services, image_id: str) -> None:
+    """Delete the image ``import_image`` made, when its data could not be staged."""
+    try:
+        await delete_image(services, image_id)
+    except Exception:
+        log.warning("image %s, made for a file that was not staged, remains", image_id)
 
 
 async def _submit_and_run(

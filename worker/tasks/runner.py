@@ -7,6 +7,11 @@ outcome through :meth:`SqlTaskRepository.finish`: success; failure (image ``fail
 copy-image, lock released, staging cleared); or — for a transient failure that may be
 retried, or a cancellation while draining — the task back to ``pending`` with the lock still
 held, so the redelivered message resumes it.
+
+The records not answering (:class:`RecordsUnavailable`) is never a reason to fail the task,
+even on the last delivery: the task is put back, and when even that cannot be recorded,
+``run_task`` raises it and the message is simply delivered again — nothing is recorded
+that the outage caused.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from flows.background import cancel_and_wait
 from flows.context import ImportContext
 from flows.engine import FlowFailed
-from flows.errors import ImportFailed, LockLost, SafetyRefusal
+from flows.errors import ImportFailed, LockLost, RecordsUnavailable, SafetyRefusal
 from flows.import_flow import build_import_flow
 from flows.lease import Lease
 from flows.records import ImageFormats, TaskRecord
@@ -73,6 +78,8 @@ async def run_task(
     try:
         request, targets = await _plan(services, task)
     except ImportFailed as error:
+        if error.transient:
+            raise
         await services.tasks.finish(task_id, TaskEnd.failure(str(error)))
         return TaskOutcome(AttemptStatus.FAILURE, str(error), error.reason)
     if not targets:
@@ -168,7 +175,9 @@ async def _record_failure(
     if isinstance(error, SafetyRefusal):
         services.observer.safety_refusal(error.check)
         reason = error.check
-    if transient and not final_attempt:
+    if isinstance(error, RecordsUnavailable) or (transient and not final_attempt):
+        # Raises RecordsUnavailable itself while the database is still down: the message is
+        # then delivered again with nothing recorded.
         await services.tasks.requeue(ctx.task_id, f"will retry: {message}")
         return TaskOutcome(AttemptStatus.RETRY, message, reason, transient=True)
     if isinstance(error, LockLost):

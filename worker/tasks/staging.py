@@ -9,6 +9,7 @@ record believes in, and nothing in the record about it. Zero runs are left as ho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
@@ -17,10 +18,11 @@ from pathlib import Path
 
 import aiofiles
 
-from flows.errors import ImageStateConflict, SafetyRefusal, SourceError, StagingError
+from flows.errors import ImageStateConflict, SafetyRefusal, SourceError
+from flows.local_io import LocalPlace, failing_at, local_failure
 from flows.observer import FlowObserver, NullObserver
 from flows.preconditions import STAGEABLE
-from flows.sparse import SparseFileReader, split_zero_runs, write_sparse
+from flows.sparse import ReadFailures, SparseFileReader, split_zero_runs, write_sparse
 from flows.steps.stage import StageStep
 from worker.db.images import SqlImageRepository
 
@@ -50,11 +52,10 @@ async def stage_upload(
     partial = partial_path(staging_dir, image_id)
     try:
         size = await asyncio.to_thread(_copy_sparse, source, partial, observer or NullObserver())
-        await images.mark_staged(
-            image_id, size, lambda: os.replace(partial, staging_dir / image_id)
-        )
+        await images.mark_staged(image_id, size, lambda: _publish(partial, image_id, "file"))
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
     return size
 
 
@@ -71,17 +72,23 @@ async def stage_stream(
     :class:`ImageStateConflict` when the image may not be staged.
     """
     await _check_stageable(images, image_id)
-    await asyncio.to_thread(staging_dir.mkdir, parents=True, exist_ok=True)
+    with failing_at(LocalPlace(staging_dir), "take the upload"):
+        await asyncio.to_thread(staging_dir.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(remove_stale_partials, staging_dir, image_id)
     partial = partial_path(staging_dir, image_id)
     try:
         size = await _receive(chunks, partial, cap)
-        await images.mark_staged(
-            image_id, size, lambda: os.replace(partial, staging_dir / image_id)
-        )
+        await images.mark_staged(image_id, size, lambda: _publish(partial, image_id, "upload"))
     finally:
-        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
     return size
+
+
+def _publish(partial: Path, image_id: str, what: str) -> None:
+    """Move the complete ``partial`` into place as ``<staging>/<image_id>``."""
+    with failing_at(LocalPlace(partial.parent), f"take the {what}"):
+        os.replace(partial, partial.parent / image_id)
 
 
 async def _receive(chunks: AsyncIterator[bytes], partial: Path, cap: int) -> int:
@@ -105,7 +112,7 @@ async def _receive(chunks: AsyncIterator[bytes], partial: Path, cap: int) -> int
             await out.flush()
             await asyncio.to_thread(os.fsync, out.fileno())
     except OSError as exc:
-        raise StagingError(f"the staging area cannot take the upload: {exc}") from exc
+        raise local_failure(LocalPlace(partial.parent), "take the upload", exc) from exc
     return total
 
 
@@ -151,15 +158,24 @@ def remove_stale_partials(staging_dir: Path, image_id: str) -> None:
 
 
 def _copy_sparse(source: Path, dest: Path, observer: FlowObserver) -> int:
+    """Copy the local file ``source`` into ``dest`` (in the staging area), holes as holes.
+
+    The file's own failures are a :class:`SourceError`; the staging area's (full, read-only,
+    not writable) a :class:`StagingError` that names it.
+    """
     if not source.is_file():
         raise SourceError(f"{source}: no such file to stage")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with SparseFileReader(source) as reader:
+    try:
+        reader = SparseFileReader(source)
+    except OSError as exc:
+        raise _unreadable(source, exc) from exc
+    with reader, failing_at(LocalPlace(dest.parent), "take the file"):
         observer.phase_started(StageStep.name, reader.size)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
             write_sparse(
-                reader,
+                ReadFailures(reader, lambda exc: _unreadable(source, exc)),
                 fd,
                 progress=lambda written, skipped: observer.phase_advanced(
                     StageStep.name, written + skipped
@@ -169,3 +185,7 @@ def _copy_sparse(source: Path, dest: Path, observer: FlowObserver) -> int:
         finally:
             os.close(fd)
         return reader.size
+
+
+def _unreadable(source: Path, error: OSError) -> SourceError:
+    return SourceError(f"cannot read {source}: {error.strerror or error}")
