@@ -333,12 +333,12 @@ def test_config_check_says_how_a_takeover_frees_a_dead_writer(
     assert result.exit_code == 0, result.output
     assert "takeover central: a dead writer is blocklisted at once" in result.output
     assert "'osd blocklist' mon cap, as in 'profile rbd'" in result.output
-    assert "warning: [stores.central]" not in result.output
+    assert "WARNING  [stores.central]" not in result.output
     assert "takeover dcn0: rbd_blocklist_on_break_lock is false" in result.output
     assert (
-        "warning: [stores.dcn0]: lease_seconds (8) is shorter than Ceph's watch timeout "
+        "WARNING  [stores.dcn0]: lease_seconds (8) is shorter than Ceph's watch timeout "
         "(osd_client_watch_timeout = 30 s)" in result.output
     )
     config.write_text(config.read_text().replace("lease_seconds = 8", "lease_seconds = 30"))
     result = CliRunner().invoke(main, ["--config", str(config), "config", "check"], env={})
-    assert result.exit_code == 0 and "warning" not in result.output, result.output
+    assert result.exit_code == 0 and "WARNING  [stores." not in result.output, result.output
