@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flows.config import FlowSettings
+from flows.errors import LockLost, NotFound
 from flows.events import Announcement, EventType, NullEvents, UploadFailure
 from flows.fanout import FanOut
 from flows.lease import Lease
@@ -91,6 +92,17 @@ class ImportContext:
         """Raise :class:`flows.errors.LockLost` unless this task still holds its image."""
         if self.lease is not None:
             await self.lease.check()
+
+    async def taken_over(self) -> bool:
+        """Whether another task or worker took this task's image over: what this task wrote
+        is then the holder's to clear. (An image deleted meanwhile was not taken over.)"""
+        try:
+            await self.assert_holds()
+        except LockLost:
+            return True
+        except NotFound:
+            return False
+        return False
 
     async def announce(
         self,

@@ -97,14 +97,15 @@ class WritesInTurn:
     async def abandon(self, ctx: ImportContext, error: BaseException) -> None:
         """Stop the writes no step took and remove what they wrote.
 
-        Not after :class:`LockLost`: the task that took the image over discards every
-        target's data itself before writing (what a stopped write leaves, it removes too).
+        Not after :class:`LockLost`, nor once the task no longer holds its image: the task
+        that took the image over discards every target's data itself before writing (what a
+        stopped write leaves, it removes too).
         """
         writes, self._writes = self._writes, {}
         for write in writes.values():
             write.cancel()
         await asyncio.gather(*writes.values(), return_exceptions=True)
-        if isinstance(error, LockLost):
+        if isinstance(error, LockLost) or await ctx.taken_over():
             return
         for name, write in writes.items():
             if name not in self._started:

@@ -172,7 +172,7 @@ class StoreStep:
         reader = await self._reader(ctx)
         ctx.observer.phase_started(self.name, reader.size)
         try:
-            return await store.add(ctx.image_id, reader, count)
+            return await store.add(ctx.image_id, reader, count, task_id=ctx.task_id)
         finally:
             reader.close()
 
@@ -199,12 +199,13 @@ class StoreStep:
 
         A write cancelled half-way (another store failed when every store must succeed, or
         the worker is stopping) is discarded by image id: no location names it yet. Not after
-        :class:`LockLost`: the task that took the image over discards and rewrites this store
-        itself, and the location may by now name its data.
+        :class:`LockLost`, nor once the task no longer holds its image (its write failed
+        because the task that took it over fenced the writer off): that task discards and
+        rewrites this store itself, and the location may by now name its data.
         """
         if self._in_turn is not None:
             await self._in_turn.abandon(ctx, error)
-        if isinstance(error, LockLost):
+        if isinstance(error, LockLost) or await ctx.taken_over():
             return
         store = ctx.stores[self.store]
         url = ctx.written.pop(self.store, None) or self._url

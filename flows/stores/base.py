@@ -36,16 +36,27 @@ class Store(Protocol):
         ...
 
     async def add(
-        self, image_id: str, reader: ImageReader, progress: ProgressCallback | None = None
+        self,
+        image_id: str,
+        reader: ImageReader,
+        progress: ProgressCallback | None = None,
+        *,
+        task_id: str = "",
     ) -> StoredImage:
-        """Write the whole image; zero runs are never written."""
+        """Write the whole image; zero runs are never written.
+
+        ``task_id`` is the import task writing it: a store that can records it with the data,
+        so that a later attempt knows an unrecorded leftover as imgworker's own.
+        """
         ...
 
     async def discard(self, image_id: str) -> None:
-        """Remove whatever this store holds of ``image_id``, finished or partial.
+        """Remove whatever imgworker left of ``image_id`` in this store, finished or partial.
 
         Used before a retried or resumed task writes again: a dead attempt may have left data
-        behind that no location records.
+        behind that no location records, possibly still held by the dead writer (the store
+        frees it, or waits until it can). Data under that name that imgworker did not write
+        is refused (:class:`flows.errors.StoreFailed`), never removed.
         """
         ...
 

@@ -65,9 +65,17 @@ class FileStore:
         return parsed.scheme == "file" and Path(unquote(parsed.path)).parent == self.root
 
     async def add(
-        self, image_id: str, reader: ImageReader, progress: ProgressCallback | None = None
+        self,
+        image_id: str,
+        reader: ImageReader,
+        progress: ProgressCallback | None = None,
+        *,
+        task_id: str = "",
     ) -> StoredImage:
-        """Write the image sparsely into ``<root>/<image_id>`` (in a worker thread)."""
+        """Write the image sparsely into ``<root>/<image_id>`` (in a worker thread).
+
+        ``task_id`` is not recorded: a hidden partial file is the write's own by its name.
+        """
         with failing_at(self.place, "write the image"):
             return await run_stoppable(lambda stop: self._add(image_id, reader, progress, stop))
 

@@ -1,11 +1,17 @@
 """The Ceph RBD store: an image per image id, a protected snapshot ``snap``, sparse writes.
 
-``add`` creates the RBD image at its final size, writes the data segments with several
-``aio_write`` calls in flight, skips zero runs (holes are never even read), then creates and
-protects ``snap``; the location is ``rbd://<fsid>/<pool>/<image>/snap``, as glance_store
-writes it. Anything that fails on the way removes the snapshot and the image again, so a
-failed write leaves no orphan. librbd's calls block, so every one runs in a worker thread;
-the connect and operation timeouts make a dead cluster fail its store within seconds.
+``add`` creates the RBD image at its final size, marks it with the task and the client that
+writes it, writes the data segments with several ``aio_write`` calls in flight, skips zero
+runs (holes are never even read), then creates and protects ``snap``; the location is
+``rbd://<fsid>/<pool>/<image>/snap``, as glance_store writes it. Anything that fails on the
+way removes the snapshot and the image again, so a failed write leaves no orphan. librbd's
+calls block, so every one runs in a worker thread; the connect and operation timeouts make a
+dead cluster fail its store within seconds.
+
+Each write has a librados client of its own, so that a worker killed mid-write leaves a
+watch that names exactly that write: the task that takes the import over blocklists it and
+clears the image at once (:mod:`flows.stores.rbd_images` does; :mod:`flows.stores.rbd_leftover`
+says whose a leftover is and how it is freed). Reads and removals share one client per store.
 
 ``rados`` and ``rbd`` (Debian's python3-rados/python3-rbd; see deploy/dev/ceph-install.sh)
 are imported only by this module, which the store registry imports only when an rbd store
@@ -26,17 +32,16 @@ from typing import Any
 import rados
 import rbd
 
-from flows.errors import DataInUse, StoreError, StoreFailed, StoreUnavailable
+from flows.errors import StoreError, StoreFailed, StoreUnavailable
 from flows.sparse import ImageReader, Segment, is_all_zero, split_zero_runs
 from flows.stores.base import ProgressCallback, StoredImage
 from flows.stores.rbd_config import RbdStoreConfig
+from flows.stores.rbd_images import SNAPSHOT, RbdImages, mark, snapshot
+from flows.stores.rbd_leftover import Client, Mark, WriterRelease
 from flows.threads import check_stop, run_stoppable
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT = "snap"
-#: RBD's layering feature: required to protect a snapshot (and to clone from it later).
-FEATURE_LAYERING = 1
 #: Errors that say the cluster could not be reached in time (worth retrying later).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     rados.TimedOut,
@@ -82,6 +87,7 @@ class RbdStore:
         self._cluster: Any = None
         self._fsid: str | None = None
         self._connect_lock = threading.Lock()
+        self._images = RbdImages(name, config)
 
     @property
     def name(self) -> str:
@@ -90,29 +96,41 @@ class RbdStore:
 
     # -- connection --------------------------------------------------------------------
 
+    def _new_client(self) -> Any:
+        """A connected librados client with the store's user, conf and timeouts."""
+        options = {
+            "client_mount_timeout": str(math.ceil(self.config.connect_timeout)),
+            "rados_mon_op_timeout": str(math.ceil(self.config.operation_timeout)),
+            "rados_osd_op_timeout": str(math.ceil(self.config.operation_timeout)),
+        }
+        if self.config.keyring:
+            options["keyring"] = self.config.keyring
+        cluster = rados.Rados(conffile=self.config.conf, rados_id=self.config.user, conf=options)
+        try:
+            cluster.connect(timeout=math.ceil(self.config.connect_timeout))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                cluster.shutdown()
+            raise
+        return cluster
+
     def _connect(self) -> Any:
         with self._connect_lock:
-            if self._cluster is not None:
-                return self._cluster
-            options = {
-                "client_mount_timeout": str(math.ceil(self.config.connect_timeout)),
-                "rados_mon_op_timeout": str(math.ceil(self.config.operation_timeout)),
-                "rados_osd_op_timeout": str(math.ceil(self.config.operation_timeout)),
-            }
-            if self.config.keyring:
-                options["keyring"] = self.config.keyring
-            cluster = rados.Rados(
-                conffile=self.config.conf, rados_id=self.config.user, conf=options
-            )
-            try:
-                cluster.connect(timeout=math.ceil(self.config.connect_timeout))
+            if self._cluster is None:
+                cluster = self._new_client()
                 self._fsid = str(cluster.get_fsid())
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    cluster.shutdown()
-                raise
-            self._cluster = cluster
-            return cluster
+                self._images.release = WriterRelease.from_conf(cluster.conf_get)
+                self._cluster = cluster
+            return self._cluster
+
+    @contextlib.contextmanager
+    def _writer(self) -> Iterator[tuple[Any, Client]]:
+        """A client of its own for one write, and who it is (what a takeover blocklists)."""
+        cluster = self._new_client()
+        try:
+            yield cluster, Client(int(cluster.get_instance_id()), str(cluster.get_addrs()))
+        finally:
+            cluster.shutdown()
 
     async def connect(self) -> str:
         """Connect now (instead of at the first operation); return the cluster's fsid."""
@@ -145,11 +163,17 @@ class RbdStore:
     # -- writing -----------------------------------------------------------------------
 
     async def add(
-        self, image_id: str, reader: ImageReader, progress: ProgressCallback | None = None
+        self,
+        image_id: str,
+        reader: ImageReader,
+        progress: ProgressCallback | None = None,
+        *,
+        task_id: str = "",
     ) -> StoredImage:
-        """Create the RBD image, write it sparsely, snapshot and protect it."""
+        """Create the RBD image, mark it as ``task_id``'s, write it sparsely, snapshot and
+        protect it. What an earlier attempt left under the name is cleared first."""
         result: StoredImage = await self._run(
-            "writing image", lambda stop: self._add(image_id, reader, progress, stop)
+            "writing image", lambda stop: self._add(image_id, reader, progress, stop, task_id)
         )
         return result
 
@@ -159,28 +183,22 @@ class RbdStore:
         reader: ImageReader,
         progress: ProgressCallback | None,
         stop: threading.Event,
+        task_id: str,
     ) -> StoredImage:
-        cluster = self._connect()
-        with cluster.open_ioctx(self.config.pool) as ioctx:
-            rbd.RBD().create(
-                ioctx,
-                image_id,
-                reader.size,
-                order=_object_order(self.config.chunk_size),
-                old_format=False,
-                features=FEATURE_LAYERING,
-            )
+        self._connect()  # the fsid, and how a dead writer is freed
+        with self._writer() as (cluster, writer), cluster.open_ioctx(self.config.pool) as ioctx:
+            self._images.create(cluster, ioctx, image_id, reader.size, stop)
             try:
                 with rbd.Image(ioctx, image_id) as image:
+                    mark(image, Mark(task_id, writer))
                     written, skipped = self._write(image, reader, progress, stop)
                     image.flush()
-                    image.create_snap(SNAPSHOT)
-                    image.protect_snap(SNAPSHOT)
+                    snapshot(image)
             except BaseException as exc:
                 log.warning(
                     "rbd write of %s to %s failed, removing it: %s", image_id, self.name, exc
                 )
-                self._remove(ioctx, image_id)
+                self._images.remove_after_failure(ioctx, image_id)
                 raise
         url = RbdLocation(str(self._fsid), self.config.pool, image_id, SNAPSHOT).url()
         return StoredImage(url, reader.size, written, skipped)
@@ -234,42 +252,21 @@ class RbdStore:
 
     # -- removing ----------------------------------------------------------------------
 
-    def _remove(self, ioctx: Any, image_id: str) -> None:
-        """Unprotect and remove the snapshot, then the image; missing pieces are fine.
-
-        A snapshot with clones (a VM or volume booted from the image) cannot be unprotected:
-        that raises :class:`DataInUse`, and the data stays until the clones are gone.
-        """
-        try:
-            with rbd.Image(ioctx, image_id) as image:
-                for snap in list(image.list_snaps()):
-                    if image.is_protected_snap(snap["name"]):
-                        self._unprotect(image, image_id, snap["name"])
-                    image.remove_snap(snap["name"])
-        except rbd.ImageNotFound:
-            return
-        with contextlib.suppress(rbd.ImageNotFound):
-            rbd.RBD().remove(ioctx, image_id)
-
-    def _unprotect(self, image: Any, image_id: str, snapshot: str) -> None:
-        try:
-            image.unprotect_snap(snapshot)
-        except rbd.ImageBusy as exc:
-            children = ", ".join("/".join(child) for child in image.list_children()) or "unknown"
-            raise DataInUse(
-                self.name,
-                f"rbd image {self.config.pool}/{image_id}@{snapshot} still has clones "
-                f"({children}); it is removed once they are gone",
-            ) from exc
-
     def _remove_by_name(self, image_id: str) -> None:
         cluster = self._connect()
         with cluster.open_ioctx(self.config.pool) as ioctx:
-            self._remove(ioctx, image_id)
+            self._images.remove(ioctx, image_id)
 
     async def discard(self, image_id: str) -> None:
-        """Remove the image ``image_id`` with its snapshots, finished or partial."""
-        await self._run("discarding image", lambda stop: self._remove_by_name(image_id))
+        """Remove what an earlier attempt left of ``image_id``, finished or partial, freeing
+        it of a dead writer; an image imgworker did not write is refused, never removed."""
+
+        def clear(stop: threading.Event) -> None:
+            cluster = self._connect()
+            with cluster.open_ioctx(self.config.pool) as ioctx:
+                self._images.clear(cluster, ioctx, image_id, stop)
+
+        await self._run("discarding image", clear)
 
     async def delete(self, url: str) -> None:
         """Remove the image behind ``url`` (and its snapshot); a missing image is fine."""
@@ -378,6 +375,16 @@ class RbdReader:
                 yield Segment(position, self._size - position, None)
 
 
+def writer_release(config: RbdStoreConfig) -> WriterRelease:
+    """How a takeover frees a dead writer in this store, as its ceph.conf says (no connection;
+    the options a running store reads again from the cluster it connects to)."""
+    cluster = rados.Rados(conffile=config.conf, rados_id=config.user)
+    try:
+        return WriterRelease.from_conf(cluster.conf_get)
+    finally:
+        cluster.shutdown()
+
+
 def _merge(extents: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
     current: tuple[int, int] | None = None
     for start, length in extents:
@@ -390,8 +397,3 @@ def _merge(extents: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
         current = (start, length)
     if current is not None:
         yield current
-
-
-def _object_order(chunk_size: int) -> int:
-    """RBD's object size as a power of two: the chunk size rounded down, 4 KiB to 32 MiB."""
-    return min(max(int(math.log2(max(chunk_size, 4096))), 12), 25)

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -172,6 +173,25 @@ class Cluster:
             yield
         finally:
             os.kill(pid, signal.SIGCONT)
+
+
+def leave_a_dead_writer(conf: str, image: str, task: str) -> None:
+    """Start an rbd store write of ``image`` as ``task`` in another process and SIGKILL it
+    half-way: the image stays, watched by the dead writer until Ceph's watch timeout."""
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.rbd_writer_main", conf, image, task],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert writer.stdout is not None
+    try:
+        line = writer.stdout.readline()
+    finally:
+        writer.kill()
+        writer.wait()
+    assert line.strip() == "writing", f"the writer did not start: {line}{writer.stdout.read()}"
 
 
 def require_ceph() -> None:

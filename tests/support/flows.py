@@ -77,7 +77,12 @@ class BrokenStore(FileStore):
     """A file store whose writes always fail."""
 
     async def add(
-        self, image_id: str, reader: ImageReader, progress: ProgressCallback | None = None
+        self,
+        image_id: str,
+        reader: ImageReader,
+        progress: ProgressCallback | None = None,
+        *,
+        task_id: str = "",
     ) -> StoredImage:
         raise StoreFailed(self.name, "disk on fire")
 
@@ -93,9 +98,14 @@ class GatedStore(FileStore):
         self.fail = fail
 
     async def add(
-        self, image_id: str, reader: ImageReader, progress: ProgressCallback | None = None
+        self,
+        image_id: str,
+        reader: ImageReader,
+        progress: ProgressCallback | None = None,
+        *,
+        task_id: str = "",
     ) -> StoredImage:
-        stored = await super().add(image_id, reader, progress)
+        stored = await super().add(image_id, reader, progress, task_id=task_id)
         # Cancelled here, the data stays where no location names it: like a write cancelled
         # mid-way, the step's revert must discard it.
         await self.gate.wait()

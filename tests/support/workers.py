@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,8 +82,14 @@ def write_config(
     concurrency: int = 2,
     max_parallel_stores: int = 1,
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/",
+    rbd: Mapping[str, Mapping[str, str | int | float]] | None = None,
 ) -> Path:
-    """A TOML configuration shared by every worker of a test."""
+    """A TOML configuration shared by every worker of a test.
+
+    The stores named in ``rbd`` are rbd stores with those keys (``conf``, ...); the others
+    are file stores under ``root/stores``.
+    """
+    rbd = rbd or {}
     lines = [
         f'[database]\nurl = "{database_url}"',
         f'[broker]\nurl = "{broker_url}"\n'
@@ -95,12 +101,22 @@ def write_config(
         f'[staging]\ndir = "{root / "staging"}"',
         f"[import]\nmax_parallel_stores = {max_parallel_stores}",
         f'[stores]\ndefault = "{stores[0]}"',
-        *(f'[stores.{s}]\ntype = "file"\npath = "{root / "stores" / s}"' for s in stores),
+        *(
+            _table(f"stores.{s}", {"type": "rbd", **rbd[s]})
+            if s in rbd
+            else f'[stores.{s}]\ntype = "file"\npath = "{root / "stores" / s}"'
+            for s in stores
+        ),
         "[safety]\nallow_private_addresses = true\nallowed_ports = []\nstaging_min_free_bytes = 0",
     ]
     path = root / "worker.toml"
     path.write_text("\n\n".join(lines) + "\n")
     return path
+
+
+def _table(name: str, values: Mapping[str, str | int | float]) -> str:
+    """A TOML table of strings and numbers (JSON spells both as TOML does)."""
+    return "\n".join([f"[{name}]", *(f"{key} = {json.dumps(v)}" for key, v in values.items())])
 
 
 @dataclass
@@ -191,25 +207,40 @@ def start_worker(
             [IMGWORKER, "run"], env=environment, stdout=sink, stderr=subprocess.STDOUT
         )
     worker = Worker(name, port, process, log)
-    if until is None:
-        return worker
-    check = worker.ready if until == "ready" else worker.live
-    deadline = time.monotonic() + 60
-    while not check():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"worker {name} did not become {until}:\n{worker.output()}")
-        time.sleep(0.2)
+    if until is not None:
+        wait_until(worker, until)
     return worker
 
 
+def wait_until(worker: Worker, until: str = "ready") -> None:
+    """Wait until ``worker`` is ready (or only live: ``until="live"``); fail after 60 s."""
+    check = worker.ready if until == "ready" else worker.live
+    deadline = time.monotonic() + 60
+    while not check():
+        if worker.process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"worker {worker.name} did not become {until}:\n{worker.output()}")
+        time.sleep(0.2)
+
+
 @contextmanager
-def running_workers(config: Path, root: Path, count: int, **options: Any) -> Iterator[list[Worker]]:
+def running_workers(
+    config: Path, root: Path, count: int, *, at_once: bool = False, **options: Any
+) -> Iterator[list[Worker]]:
     """Start ``count`` workers (``options`` as :func:`start_worker` takes them); stop whatever
-    still runs at the end (SIGKILL after 20 s)."""
+    still runs at the end (SIGKILL after 20 s).
+
+    ``at_once`` starts them all before waiting for any: only for a database whose schema is
+    up to date already (a worker upgrades one that is behind, and two must not at once).
+    """
+    until = options.pop("until", "ready")
     workers: list[Worker] = []
     try:
         for index in range(count):
-            workers.append(start_worker(config, f"w{index}", root, **options))
+            first_wait = None if at_once else until
+            workers.append(start_worker(config, f"w{index}", root, until=first_wait, **options))
+        if at_once and until is not None:
+            for worker in workers:
+                wait_until(worker, until)
         yield workers
     finally:
         for worker in workers:

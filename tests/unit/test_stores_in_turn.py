@@ -37,14 +37,19 @@ class LoggedStore(FileStore):
         self.fail = fail
 
     async def add(
-        self, image_id: str, reader: ImageReader, progress: ProgressCallback | None = None
+        self,
+        image_id: str,
+        reader: ImageReader,
+        progress: ProgressCallback | None = None,
+        *,
+        task_id: str = "",
     ) -> StoredImage:
         self.log.append(f"start {self.name}")
         await asyncio.sleep(0.01)  # a write that takes a while: room for another to overlap
         if self.fail:
             self.log.append(f"failed {self.name}")
             raise StoreFailed(self.name, "disk on fire")
-        stored = await super().add(image_id, reader, progress)
+        stored = await super().add(image_id, reader, progress, task_id=task_id)
         self.log.append(f"end {self.name}")
         return stored
 
