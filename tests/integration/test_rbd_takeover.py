@@ -28,6 +28,7 @@ from tests.support.http import serve_directory
 from tests.support.images import MiB, make_sparse_raw, sha512_of
 from tests.support.tasks import opened, terminal, until
 from tests.support.workers import Topology, Worker, running_workers, start_worker, write_config
+from worker.db.catalog import NewImage
 from worker.tasks.embedded import import_image
 from worker.tasks.services import Services
 
@@ -96,7 +97,9 @@ async def _enqueue(
     """A web-download of ``base``/disk.raw, or a copy-image of ``source``, into every site."""
     mode = "every store required" if required else "failure allowed"
     if source is None:
-        image = await services.images.create(name="it", disk_format="raw", container_format="bare")
+        image = await services.records.catalog.create(
+            NewImage(owner=None, name="it", disk_format="raw", container_format="bare")
+        )
         request = ImportRequest(
             method="web-download",
             uri=f"{base}/disk.raw",
