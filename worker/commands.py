@@ -48,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "drain": "worker.cli.daemon:drain_command",
     "health": "worker.cli.health:health_command",
     # administration
+    "cache": "worker.cli.cache:cache_group",
     "config": "worker.cli.config:config_group",
     "db": "worker.cli.db:db_group",
     "policy": "worker.cli.policy:policy_group",

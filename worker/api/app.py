@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from flows.requester import RequestContext
-from worker.api import data, discovery, images, imports, metadefs, stores, tasks
+from worker.api import cache, data, discovery, images, imports, metadefs, stores, tasks
 from worker.api.errors import Handler, errors_middleware
 from worker.api.identity import (
     IDENTITY_KEY,
@@ -25,6 +25,7 @@ from worker.api.request_id import (
     request_id_middleware,
 )
 from worker.api.state import STATE_KEY, ApiState, state_of
+from worker.cache.setup import node_cache
 from worker.config.settings import Settings
 from worker.daemon.client import LazyPublisher
 from worker.db.engine import create_sessionmaker
@@ -65,7 +66,7 @@ def build_app(state: ApiState) -> web.Application:
     )
     app[STATE_KEY] = state
     app.on_response_prepare.append(add_request_id_header)
-    for module in (discovery, images, data, imports, tasks, stores, metadefs):
+    for module in (discovery, images, data, imports, tasks, stores, metadefs, cache):
         app.add_routes(module.ROUTES)
     return app
 
@@ -77,10 +78,11 @@ def load_policy(settings: Settings) -> PolicyEngine:
 
 
 async def open_state(settings: Settings, policy: PolicyEngine | None = None) -> ApiState:
-    """Connect to the database and build the stores; the broker is connected on first use."""
+    """Connect to the database, build the stores and start the node's cache; the broker is
+    connected on first use."""
     policy = policy or load_policy(settings)
     services = await Services.open(settings)
-    return ApiState(
+    state = ApiState(
         services=services,
         publisher=LazyPublisher(settings.broker),
         rules=SubmissionRules.from_settings(settings),
@@ -88,11 +90,23 @@ async def open_state(settings: Settings, policy: PolicyEngine | None = None) -> 
         metadefs=MetadefCatalog(create_sessionmaker(services.records.engine)),
         keystone=KeystoneClient(settings.keystone) if settings.api.auth == "keystone" else None,
     )
+    records = services.records
+    state.cache = node_cache(settings, records.engine, records.images, state.stores, state.registry)
+    if state.cache is not None:
+        try:
+            await state.cache.start()
+        except BaseException:
+            await close_state(state)
+            raise
+    return state
 
 
 async def close_state(state: ApiState) -> None:
-    """Close the broker connection, the Keystone client, the stores and the database."""
+    """Close the cache, the broker connection, the Keystone client, the stores and the
+    database."""
     try:
+        if state.cache is not None:
+            await state.cache.close()
         await state.publisher.close()
         if state.keystone is not None:
             await state.keystone.close()

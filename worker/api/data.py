@@ -4,31 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from aiohttp import web
 
-from flows.errors import ImageStateConflict, NotFound
+from flows.errors import ImageStateConflict
 from flows.records import ImageRecord, Location
 from flows.request import GLANCE_DIRECT, ImportRequest
 from flows.requester import RequestContext
-from flows.sparse import Segment
-from flows.states import ImageStatus, LocationStatus, TaskStatus, is_terminal
+from flows.states import ImageStatus, TaskStatus, is_terminal
 from worker.api.bodies import require_media_type
 from worker.api.common import visible_image
 from worker.api.errors import ApiError, conflict, forbidden
 from worker.api.imports import STORE_HEADER
 from worker.api.policy import enforce_on_image
+from worker.api.ranges import ByteRange, requested_range
 from worker.api.state import ApiState
+from worker.cache.bodies import Chunk, ImageBody, StoreBody, readable_location
+from worker.cache.errors import CorruptBlock
 from worker.daemon.client import enqueue_import
 from worker.tasks.staging import stage_stream
 
 log = logging.getLogger(__name__)
 
 OCTET_STREAM = "application/octet-stream"
-#: Bytes handed to the socket per write when downloading.
-SEND_SIZE = 1024 * 1024
-_ZEROS = bytes(SEND_SIZE)
+#: Seconds between two looks at whether a waiting download's client is still there.
+GONE_CHECK_SECONDS = 1.0
+#: The status logged for a download whose client left before it began (nginx's 499).
+CLIENT_GONE = 499
 
 
 async def stage(request: web.Request) -> web.Response:
@@ -116,35 +119,133 @@ def _require_method(state: ApiState, method: str) -> None:
 
 
 async def download(request: web.Request) -> web.StreamResponse:
-    """``GET /v2/images/{image_id}/file``: stream the data from a store that has it."""
+    """``GET /v2/images/{image_id}/file``: the data (or a ``Range`` of it), from this node's
+    cache when it holds the image (docs/cache.md), else from a store that has it."""
     state, identity, image = await visible_image(request)
     enforce_on_image(request, "download_image", image)
     if image.status == ImageStatus.DEACTIVATED:
         raise forbidden(
             "The requested image has been deactivated. Image data download is forbidden."
         )
-    location = _readable_location(state, image)
+    location = readable_location(image, state.stores)
     if location is None:
         return web.Response(status=204)
-    reader = await state.stores[location.store].open(location.url)
+    wanted = requested_range(request, image.size) if image.size is not None else None
+    if request.method == "HEAD" and image.size is not None:
+        head = web.StreamResponse(status=206 if wanted else 200)
+        head.headers.update(_headers(image, wanted, image.size))
+        return head
+    body = await _open_body(state, image, location)
+    try:
+        if image.size is None:
+            wanted = requested_range(request, body.size)
+        start, end = (wanted.start, wanted.end) if wanted is not None else (0, body.size)
+        chunks = _while_connected(request, body.chunks(start, end))
+        try:
+            # The first bytes before the status line: a store or fill that fails at once is
+            # a 503, and a cached first block found rotten is read from the store instead.
+            first = await anext(chunks, None)
+        except CorruptBlock:
+            await body.close()
+            body = await _open_body(state, image, location)
+            chunks = _while_connected(request, body.chunks(start, end))
+            first = await anext(chunks, None)
+        return await _send(request, state, identity, image, body, wanted, first, chunks)
+    except ConnectionError:
+        log.info("download of image %s: the client went away before the first byte", image.id)
+        return web.Response(status=CLIENT_GONE)
+    finally:
+        await body.close()
+
+
+async def _open_body(state: ApiState, image: ImageRecord, location: Location) -> ImageBody:
+    store = state.stores[location.store]
+    if state.cache is not None:
+        return await state.cache.open(image, store, location)
+    return StoreBody(await store.open(location.url))
+
+
+def _headers(image: ImageRecord, wanted: ByteRange | None, size: int) -> dict[str, str]:
+    headers = {"Content-Type": OCTET_STREAM, "Content-Length": str(size)}
+    if wanted is not None:
+        headers["Content-Length"] = str(wanted.length)
+        headers["Content-Range"] = wanted.content_range()
+    elif image.checksum:
+        headers["Content-MD5"] = image.checksum
+    return headers
+
+
+async def _send(
+    request: web.Request,
+    state: ApiState,
+    identity: RequestContext,
+    image: ImageRecord,
+    body: ImageBody,
+    wanted: ByteRange | None,
+    first: Chunk | None,
+    chunks: AsyncGenerator[Chunk, None],
+) -> web.StreamResponse:
+    """Stream the bytes; a failure once the answer began cuts the connection (never a
+    complete answer with missing or wrong bytes)."""
     response = web.StreamResponse(
-        status=200,
-        headers={"Content-Type": OCTET_STREAM, "Content-Length": str(reader.size)},
+        status=206 if wanted is not None else 200, headers=_headers(image, wanted, body.size)
     )
-    if image.checksum:
-        response.headers["Content-MD5"] = image.checksum
-    await response.prepare(request)
     sent = 0
     try:
-        segments = reader.segments()
-        while (segment := await asyncio.to_thread(next, segments, None)) is not None:
-            for piece in _pieces(segment):
-                await response.write(piece)
-                sent += len(piece)
+        await response.prepare(request)
+        if first is not None:
+            await response.write(first)
+            sent += len(first)
+        async for chunk in chunks:
+            await response.write(chunk)
+            sent += len(chunk)
         await response.write_eof()
+    except ConnectionError:
+        log.info("download of image %s: the client went away after %d bytes", image.id, sent)
+    except Exception as exc:
+        log.warning("download of image %s cut off after %d bytes: %s", image.id, sent, exc)
+        if request.transport is not None:
+            request.transport.abort()
     finally:
+        await chunks.aclose()
+        if state.cache is not None:
+            state.cache.metrics.served(body.source, sent)
         await _announce_send(state, identity, image, sent)
     return response
+
+
+async def _while_connected(
+    request: web.Request, chunks: AsyncGenerator[Chunk, None]
+) -> AsyncGenerator[Chunk, None]:
+    """``chunks``, stopped with :class:`ConnectionResetError` once the client has gone.
+
+    A client that leaves while a download waits (for a fill to reach its bytes) is noticed
+    within :data:`GONE_CHECK_SECONDS`, not when the next write fails: the fill it alone
+    followed stops at once instead of reading the rest of the image for nobody.
+    """
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(chunks, None))
+            try:
+                while not step.done():
+                    await asyncio.wait({step}, timeout=GONE_CHECK_SECONDS)
+                    if not step.done() and _client_gone(request):
+                        raise ConnectionResetError("the client closed the connection")
+            finally:
+                if not step.done():
+                    step.cancel()
+                    await asyncio.wait({step})
+            chunk = step.result()
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        await chunks.aclose()
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 async def _announce_send(
@@ -155,29 +256,6 @@ async def _announce_send(
         await state.catalog.announce_send(image, sent, identity)
     except Exception:
         log.warning("image.send of image %s not recorded", image.id, exc_info=True)
-
-
-def _readable_location(state: ApiState, image: ImageRecord) -> Location | None:
-    """The first active location in a configured store (None when the image has no data)."""
-    if image.status != ImageStatus.ACTIVE:
-        return None
-    for location in image.locations:
-        if location.status == LocationStatus.ACTIVE and location.store in state.stores:
-            return location
-    if image.locations:
-        raise NotFound(f"Image {image.id}'s data is in no store this API can read.")
-    return None
-
-
-def _pieces(segment: Segment) -> Iterator[bytes | memoryview]:
-    if segment.data is not None:
-        yield segment.data
-        return
-    left = segment.length
-    while left > 0:
-        step = min(left, SEND_SIZE)
-        yield memoryview(_ZEROS)[:step]
-        left -= step
 
 
 ROUTES = [

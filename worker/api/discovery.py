@@ -10,7 +10,7 @@ from worker.api.schemas import all_schemas
 from worker.api.state import state_of
 
 #: The minor versions of the Image API v2 this service answers, as Glance 33 lists them
-#: (2.14, the cache API, and 2.16, the location API, are not offered).
+#: without its cache (2.16, the location API, is not offered).
 CURRENT = "v2.17"
 SUPPORTED = (
     "v2.15",
@@ -31,14 +31,24 @@ SUPPORTED = (
 )
 
 
+#: With the image cache on (``[cache] dir``), as Glance 33 with ``image_cache_dir``: 2.18
+#: (the cache's nodes, clean and prune), 2.14 (the cache API) — still without 2.16.
+CACHE_CURRENT = "v2.18"
+CACHE_SUPPORTED = ("v2.17", "v2.15", "v2.14", *SUPPORTED[1:])
+
+
 def _versions(request: web.Request) -> dict[str, list[dict[str, object]]]:
-    configured = state_of(request).settings.api.public_url.rstrip("/")
+    settings = state_of(request).settings
+    configured = settings.api.public_url.rstrip("/")
     base = configured or f"{request.scheme}://{request.host}"
     link = [{"rel": "self", "href": f"{base}/v2/"}]
+    current, supported = (
+        (CACHE_CURRENT, CACHE_SUPPORTED) if settings.cache.enabled else (CURRENT, SUPPORTED)
+    )
     listed: list[dict[str, object]] = [
-        {"id": v, "status": "SUPPORTED", "links": link} for v in SUPPORTED
+        {"id": v, "status": "SUPPORTED", "links": link} for v in supported
     ]
-    listed.insert(0, {"id": CURRENT, "status": "CURRENT", "links": link})
+    listed.insert(0, {"id": current, "status": "CURRENT", "links": link})
     return {"versions": listed}
 
 

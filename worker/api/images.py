@@ -34,6 +34,8 @@ from worker.api.policy import (
 )
 from worker.api.state import ApiState, state_of
 from worker.api.views import image_view
+from worker.cache.bus import Action, CacheCommand
+from worker.cache.node import NodeCache
 from worker.daemon.messages import TaskMessage
 from worker.db.catalog import MUTABLE_CORE, ImageChanges, NewImage
 
@@ -137,6 +139,8 @@ async def delete_image(request: web.Request) -> web.Response:
     deletion = await state.catalog.delete(image.id, identity)
     if deletion.task is not None:
         await publish_delete(state, identity, image, deletion.task.id, deletion.task.type)
+    if state.cache is not None:
+        await forget_cached(state.cache, image.id)
     log.info("image %s deleted by project %s", image.id, identity.project_id)
     return web.Response(status=204)
 
@@ -150,6 +154,15 @@ async def publish_delete(
         await state.publisher.publish(message)
     except TransientError as exc:
         log.warning("delete task %s not published (%s); the sweeper will publish it", task_id, exc)
+
+
+async def forget_cached(cache: NodeCache, image_id: str) -> None:
+    """Every node drops its cached copy of a deleted image (a node that cannot be told now
+    drops it at its next clean: a deleted image is never served from a cache anyway)."""
+    try:
+        await cache.command(CacheCommand(Action.IMAGE_DELETED, image_id, sender=cache.name))
+    except TransientError as exc:
+        log.warning("cached copies of deleted image %s: %s", image_id, exc)
 
 
 async def add_tag(request: web.Request) -> web.Response:

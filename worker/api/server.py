@@ -11,9 +11,11 @@ from aiohttp import web
 from worker.api.app import build_app, close_state, load_policy, open_state
 from worker.api.exposure import exposure_of
 from worker.api.keystone import KeystoneUnavailable
+from worker.api.metrics_site import start_metrics
 from worker.api.policies.files import PolicyFileError
 from worker.api.policies.watcher import watching
 from worker.api.state import ApiState
+from worker.cache.errors import CacheDirectoryUnusable
 from worker.config.address import parse_address
 from worker.config.settings import Settings
 from worker.config.source import CONFIGURATION_REFUSED
@@ -51,7 +53,10 @@ async def _serve_until_signalled(settings: Settings, state: ApiState) -> None:
         build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
     )
     await runner.setup()
+    metrics = None
     try:
+        if settings.api.metrics_listen:
+            metrics = await start_metrics(settings.api.metrics_listen, state.registry)
         host, port = parse_address(settings.api.listen)
         await web.TCPSite(runner, host, port).start()
         address = runner.addresses[0]
@@ -66,6 +71,8 @@ async def _serve_until_signalled(settings: Settings, state: ApiState) -> None:
         log.info("stopping: finishing requests in flight")
     finally:
         await runner.cleanup()
+        if metrics is not None:
+            await metrics.cleanup()
 
 
 async def _report_catalog(state: ApiState) -> None:
@@ -107,7 +114,7 @@ def run_api(settings: Settings) -> int:
         log.warning(warning)
     try:
         asyncio.run(serve(settings))
-    except DependencyRefused as refused:
+    except (DependencyRefused, CacheDirectoryUnusable) as refused:
         log.error("cannot start: %s", refused)
         return CONFIGURATION_REFUSED
     except PolicyFileError as refused:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from flows.records import ImageRecord
 from flows.requester import RequestContext
@@ -12,6 +13,7 @@ from flows.signing.properties import is_signed
 from flows.stores.base import Store
 from worker.api.keystone import KeystoneClient
 from worker.api.policies.engine import PolicyEngine
+from worker.cache.node import NodeCache
 from worker.config.settings import Settings
 from worker.daemon.client import LazyPublisher
 from worker.db.catalog import SqlCatalog
@@ -38,6 +40,10 @@ class ApiState:
     metadefs: MetadefCatalog
     #: The token validator when ``[api] auth = "keystone"``.
     keystone: KeystoneClient | None = None
+    #: This node's image cache when ``[cache] dir`` is set (docs/cache.md).
+    cache: NodeCache | None = None
+    #: The process's metrics (``[api] metrics_listen``).
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     @property
     def settings(self) -> Settings:

@@ -78,3 +78,14 @@ def task_fields(task: TaskRecord) -> dict[str, Any]:
         "request_id": task.request_id,
         "claimed_by": task.claimed_by,
     }
+
+
+def render_grid(headers: list[str], rows: list[list[str]]) -> str:
+    """A boxed table, as ``glance-cache-manage`` (prettytable) prints one."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    return "\n".join([rule, line(headers), rule, *(line(row) for row in rows), rule])

@@ -232,6 +232,9 @@ class ApiSettings(_Section):
     policy_dirs: tuple[str, ...] = ()
     #: Seconds between two looks for a changed policy file.
     policy_reload_seconds: float = Field(default=2.0, gt=0)
+    #: ``host:port`` of this API process's ``/metrics`` (the image cache's counters, ...);
+    #: empty: not served.
+    metrics_listen: str = ""
 
     @field_validator("listen")
     @classmethod
@@ -248,6 +251,13 @@ class ApiSettings(_Section):
             return tuple(parse_network(v) if isinstance(v, str) else v for v in value)
         return value
 
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_address(cls, value: str) -> str:
+        if value:
+            parse_address(value)
+        return value
+
     @model_validator(mode="after")
     def _known_formats(self) -> ApiSettings:
         unknown = [f for f in self.disk_formats if f not in DISK_FORMATS]
@@ -258,6 +268,64 @@ class ApiSettings(_Section):
                 f"formats {list(CONTAINER_FORMATS)}"
             )
         return self
+
+
+class CacheSettings(_Section):
+    """``[cache]``: the image cache of this ``imgworker api`` node (docs/cache.md).
+
+    Off while ``dir`` is unset. Each API node keeps verified copies of the images it serves
+    in ``dir``, its own; which node holds what is recorded in the database, and cache
+    requests reach every node through the broker.
+    """
+
+    #: This node's cache directory (a local disk; one API process per directory).
+    dir: Path | None = None
+    #: Most bytes the cache may hold, partial fills included: a hard limit.
+    max_size: int = Field(default=10 * 1024**3, ge=1024 * 1024)
+    #: Seconds a fill may go without receiving a byte from its store before it is abandoned.
+    stall_seconds: float = Field(default=600.0, gt=0)
+    #: This node's name in the records and in ``--node``; keep it stable across restarts.
+    #: Empty: ``<host name>:<listen port>``.
+    node: str = Field(default="", max_length=200)
+    #: The URL this node is reached at directly (Glance's ``worker_self_reference_url``),
+    #: listed by ``GET /v2/cache/nodes/{image_id}``. Empty: ``http://<host>:<listen port>``.
+    url: str = ""
+    #: Seconds between two runs of the pruner and the cleaner (the guide's 5 minutes).
+    prune_interval_seconds: float = Field(default=300.0, gt=0)
+    #: Queued images fetched at once by this node.
+    prefetch_concurrency: int = Field(default=2, ge=1, le=16)
+    #: Seconds before a queued image whose store could not be read is tried again.
+    prefetch_retry_seconds: float = Field(default=30.0, gt=0)
+    #: Check every block read from the cache against the digest recorded when it was filled
+    #: (docs/cache.md measures the cost). Off only to measure that cost.
+    verify_reads: bool = True
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this node caches at all."""
+        return self.dir is not None
+
+    @field_validator("node")
+    @classmethod
+    def _node_name(cls, value: str) -> str:
+        if value and not all(c.isalnum() or c in "-_.:@" for c in value):
+            raise ValueError(
+                f"node {value!r} may hold only letters, digits and - _ . : @ (it names a queue)"
+            )
+        return value
+
+    def node_name(self, listen: str) -> str:
+        """This node's name: ``node``, else ``<host name>:<port of listen>``."""
+        return self.node or f"{socket.gethostname()}:{parse_address(listen)[1]}"
+
+    def node_url(self, listen: str) -> str:
+        """This node's own URL: ``url``, else from the host name and ``listen``."""
+        if self.url:
+            return self.url.rstrip("/")
+        host, port = parse_address(listen)
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 class KeystoneSettings(_Section):
@@ -407,6 +475,7 @@ class Settings(BaseModel):
     signature: SignatureSettings = SignatureSettings()
     inject_metadata: InjectMetadataSettings = InjectMetadataSettings()
     api: ApiSettings = ApiSettings()
+    cache: CacheSettings = CacheSettings()
     keystone: KeystoneSettings = KeystoneSettings()
     metadefs: MetadefSettings = MetadefSettings()
     notifications: NotificationSettings = NotificationSettings()
