@@ -18,10 +18,14 @@ from flows.events import EventType
 from flows.observer import FlowObserver
 from flows.states import AttemptStatus, StepResult
 from flows.steps.store import Activation, StoreStep
+from worker.cache.errors import FillReason
+from worker.cache.metrics import CacheMetrics, EvictReason, MissPath, ServedFrom, SkipReason
 from worker.daemon.messages import RejectReason
 from worker.daemon.metrics import Metrics
 
 CONTRACT = Path(__file__).parents[2] / "docs" / "metrics.md"
+#: Where docs/metrics.md turns from the worker's metrics to the API process's.
+API_SECTION = "## `imgworker api`: the image cache"
 UUID = "0b6d3c54-5f0e-4b8a-9f43-2f7c1e8a9d10"
 ID_LIKE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-|://|^req-")
 
@@ -81,10 +85,16 @@ def test_each_metric_has_its_documented_type() -> None:
     assert families["imgworker_notifications_publish_failures"] == "counter"
 
 
-def documented_metrics() -> dict[str, tuple[str, set[str]]]:
+def _contract(api: bool = False) -> list[str]:
+    """The lines of docs/metrics.md about the worker (or, with ``api``, the API process)."""
+    worker, _, api_part = CONTRACT.read_text().partition(API_SECTION)
+    return (api_part if api else worker).splitlines()
+
+
+def documented_metrics(api: bool = False) -> dict[str, tuple[str, set[str]]]:
     """docs/metrics.md's table: metric name to (type, label names)."""
     table: dict[str, tuple[str, set[str]]] = {}
-    for line in CONTRACT.read_text().splitlines():
+    for line in _contract(api):
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) == 4 and cells[0].startswith("`imgworker_"):
             kind = cells[1].split()[0]
@@ -111,10 +121,10 @@ def test_the_documented_table_matches_the_registry(tmp_path: Path) -> None:
     assert registered == documented_metrics()
 
 
-def documented_values() -> dict[tuple[str, str], list[str]]:
+def documented_values(api: bool = False) -> dict[tuple[str, str], list[str]]:
     """docs/metrics.md's "Label values" table: (metric, label) to the values, in order."""
     table: dict[tuple[str, str], list[str]] = {}
-    for line in CONTRACT.read_text().splitlines():
+    for line in _contract(api):
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) == 3 and cells[0].startswith("`imgworker_"):
             table[(cells[0].strip("`"), cells[1].strip("`"))] = re.findall(r"`([^`]+)`", cells[2])
@@ -321,3 +331,25 @@ def test_the_relay_s_hooks_move_the_notification_metrics() -> None:
     assert value(f, "imgworker_notifications_sent_total", event_type="image.upload") == 2
     assert value(f, "imgworker_notifications_undelivered") == 7
     assert value(f, "imgworker_notifications_publish_failures_total") == 1
+
+
+def test_the_api_metrics_are_the_documented_ones() -> None:
+    registry = CollectorRegistry()
+    metrics = CacheMetrics(registry)
+    metrics.hits.inc()
+    metrics.store_read_bytes.inc(5)
+    metrics.fills.inc()
+    metrics.skipped(SkipReason.NO_ROOM)
+    metrics.evicted(EvictReason.LRU)
+    registered: dict[str, tuple[str, set[str]]] = {}
+    for family in registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = {key for sample in family.samples for key in sample.labels}
+        registered[name] = (family.type, labels)
+    assert registered == documented_metrics(api=True)
+    documented = documented_values(api=True)
+    assert documented[("imgworker_cache_misses_total", "path")] == list(MissPath)
+    assert documented[("imgworker_cache_served_bytes_total", "source")] == list(ServedFrom)
+    assert documented[("imgworker_cache_fill_failures_total", "reason")] == list(FillReason)
+    assert documented[("imgworker_cache_fill_skipped_total", "reason")] == list(SkipReason)
+    assert documented[("imgworker_cache_evictions_total", "reason")] == list(EvictReason)

@@ -81,10 +81,10 @@ class Fills:
         fill.users -= 1
         if fill.users > 0:
             return
-        if fill.task is not None and not fill.task.done() and not fill.copied:
-            fill.task.cancel()
-        elif fill.done.done():
+        if fill.done.done():
             self._settle(fill)
+        elif fill.task is not None and not fill.task.done() and not fill.copied:
+            fill.task.cancel()
 
     async def close(self) -> None:
         """Stop every fill (the API is stopping): none becomes an entry."""
@@ -152,9 +152,12 @@ class Fills:
             log.warning("cache: entry %s not recorded (%s); the cleaner will", entry.image_id, exc)
 
     async def _discard(self, fill: Fill, reservation: Reservation, failure: FillFailed) -> None:
-        fill.fail(failure)
-        await asyncio.to_thread(remove_file, fill.partial)
-        self._directory.release(reservation)
+        """Remove the partial file, then give its room back, then tell its downloads."""
+        try:
+            await asyncio.shield(asyncio.to_thread(remove_file, fill.partial))
+        finally:
+            self._directory.release(reservation)
+            fill.fail(failure)
         self._metrics.fill_failed(failure.why)
         log.warning("cache: fill of %s discarded (%s): %s", fill.image_id, failure.why, failure)
 
