@@ -79,7 +79,11 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             sources[image.id] = source
         try:
             with running_nodes(config, root, "a", "b") as (a, b):
-                yield Pair(root, config, a, b, list(sources), sources)
+                pair = Pair(root, config, a, b, list(sources), sources)
+                try:
+                    yield pair
+                finally:
+                    stop_node(pair.b)  # a node a test restarted is not the one started here
         finally:
             asyncio.run(delete_cache_topology(topology, ["a", "b"]))
             asyncio.run(delete_topology(topology))

@@ -137,23 +137,17 @@ class EntryBody:
 
     async def chunks(self, start: int, end: int) -> AsyncGenerator[Chunk, None]:
         """The entry's blocks, each checked, cut to the range."""
-        facts = self._entry.facts
         try:
-            async for chunk in verified_blocks(
-                lambda: self._open_fd(),
-                facts.size,
-                start,
-                end,
-                (lambda index: facts.digest(index)) if self._verify else _unchecked,
-            ):
+            async for chunk in blocks_of(self._read, self.size, start, end):
                 yield chunk
         except CorruptBlock as corrupt:
             await self._on_corrupt(corrupt)
             raise
 
-    def _open_fd(self) -> int:
+    async def _read(self, index: int) -> bytes:
         assert self._fd is not None, "the body was closed"
-        return self._fd
+        expected = self._entry.facts.digest(index) if self._verify else None
+        return await asyncio.to_thread(read_block, self._fd, index, self.size, expected)
 
     async def close(self) -> None:
         """Close the file and let the entry be evicted again."""
@@ -182,15 +176,13 @@ class FillBody:
     async def chunks(self, start: int, end: int) -> AsyncGenerator[Chunk, None]:
         """Each block once the fill wrote it (the last once all was verified), checked."""
         fill = self._fill
+
+        async def read(index: int) -> bytes:
+            await fill.ready(min((index + 1) * BLOCK_SIZE, self.size))
+            return await fill.block(index, self._verify)
+
         try:
-            async for chunk in verified_blocks(
-                lambda: fill.read_fd,
-                fill.expected.size,
-                start,
-                end,
-                fill.digest if self._verify else _unchecked,
-                fill.ready,
-            ):
+            async for chunk in blocks_of(read, self.size, start, end):
                 yield chunk
         except CorruptBlock:
             # The disk did not keep what the fill wrote: its entry would not be any better.
@@ -204,28 +196,13 @@ class FillBody:
             leave(self._fill)
 
 
-async def verified_blocks(
-    fd: Callable[[], int],
-    size: int,
-    start: int,
-    end: int,
-    digest: Callable[[int], bytes | None],
-    written: Callable[[int], Awaitable[None]] | None = None,
+async def blocks_of(
+    read: Callable[[int], Awaitable[bytes]], size: int, start: int, end: int
 ) -> AsyncGenerator[memoryview, None]:
-    """Bytes ``[start, end)`` of a cache file, read and checked one block at a time.
-
-    ``written(block_end)``, when given, waits until the block is there to read.
-    """
+    """Bytes ``[start, end)`` of an image of ``size`` bytes, from ``read(block index)``."""
     if start >= end:
         return
     for index in range(start // BLOCK_SIZE, (end - 1) // BLOCK_SIZE + 1):
         block_start = index * BLOCK_SIZE
-        if written is not None:
-            await written(min(block_start + BLOCK_SIZE, size))
-        data = await asyncio.to_thread(read_block, fd(), index, size, digest(index))
+        data = await read(index)
         yield memoryview(data)[max(start - block_start, 0) : min(end - block_start, len(data))]
-
-
-def _unchecked(index: int) -> None:
-    """No digest: the block is served as read (``[cache] verify_reads = false``)."""
-    return None

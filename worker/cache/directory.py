@@ -3,7 +3,7 @@
 Layout under ``[cache] dir``::
 
     .lock               held (flock) by the one API process that owns the directory
-    incomplete/<id>     a fill in progress (never served as an entry; gone at the next start)
+    incomplete/<id>.<n> a fill in progress (never served as an entry; gone at the next start)
     images/<id>         an entry (see worker.cache.entry_file)
 
 Every byte is accounted before it is written: a fill first *reserves* its entry's whole
@@ -20,6 +20,7 @@ import fcntl
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +92,9 @@ class CacheDirectory:
         return self.root / "images"
 
     def partial_path(self, image_id: str) -> Path:
-        """The file a fill of ``image_id`` writes."""
-        return self.incomplete / image_id
+        """A new file for a fill of ``image_id`` to write (each fill its own: one that ended
+        may still be removing its file when the next one starts)."""
+        return self.incomplete / f"{image_id}.{uuid.uuid4().hex[:12]}"
 
     def entry_path(self, image_id: str) -> Path:
         """The file of ``image_id``'s entry."""

@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,9 @@ from flows.records import ImageRecord
 from flows.sparse import DEFAULT_CHUNK_SIZE, ImageReader, zero_pieces
 from flows.threads import Stopped, check_stop, run_stoppable
 from worker.cache.directory import Entry
-from worker.cache.entry_file import BlockDigester, EntryFacts
+from worker.cache.entry_file import BlockDigester, EntryFacts, read_block
 from worker.cache.errors import FillFailed, FillReason
+from worker.cache.read_ahead import read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ T = TypeVar("T")
 
 #: Longest wait between two looks at whether a fill stalled.
 STALL_CHECK_SECONDS = 5.0
+#: Blocks a fill keeps for the downloads that follow it (4 MiB each).
+SHARED_BLOCKS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,8 @@ class Fill:
         #: Every byte read and verified: only publishing is left (no longer abandoned).
         self.copied = False
         self._digests: list[bytes] = []
+        #: The blocks read last, shared by the downloads following the fill.
+        self._blocks: OrderedDict[int, asyncio.Future[bytes]] = OrderedDict()
         self._changed = asyncio.Event()
         self._read_fd: int | None = None
         self._last_progress = time.monotonic()
@@ -90,15 +96,25 @@ class Fill:
 
     # -- downloads following the fill -----------------------------------------------------
 
-    def digest(self, index: int) -> bytes:
-        """The digest of block ``index`` (known once the block is written)."""
-        return self._digests[index]
+    async def block(self, index: int, verify: bool) -> bytes:
+        """Block ``index`` (written: see :meth:`ready`), checked against its digest.
 
-    @property
-    def read_fd(self) -> int:
-        """A descriptor of the partial file, shared by every download (``pread`` only)."""
-        assert self._read_fd is not None, "read only what ready() said was written"
-        return self._read_fd
+        Read once for every download following the fill: they move together, at the pace
+        of the store, and each block is read and checked once, not once per download.
+        """
+        read = self._blocks.get(index)
+        if read is None:
+            fd = self._read_fd
+            assert fd is not None, "read only what ready() said was written"
+            expected = self._digests[index] if verify else None
+            read = asyncio.ensure_future(
+                asyncio.to_thread(read_block, fd, index, self.expected.size, expected)
+            )
+            read.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._blocks[index] = read
+            while len(self._blocks) > SHARED_BLOCKS:
+                self._blocks.popitem(last=False)
+        return await asyncio.shield(read)
 
     async def ready(self, end: int) -> None:
         """Wait until bytes ``[0, end)`` are written (for the last block: and verified).
@@ -185,7 +201,7 @@ class Fill:
         digests: list[bytes] = []
         position = 0
         try:
-            for segment in reader.segments(DEFAULT_CHUNK_SIZE):
+            for segment in read_ahead(reader.segments(DEFAULT_CHUNK_SIZE), stop):
                 check_stop(stop)
                 if segment.offset != position:
                     raise FillFailed(
@@ -261,9 +277,18 @@ class Fill:
         self._wake()
 
     def close_reader(self) -> None:
-        """Close the shared descriptor (once the fill ended and no download reads it)."""
+        """Close the shared descriptor (once the fill ended and no download reads it), after
+        the block reads still running in threads."""
         fd, self._read_fd = self._read_fd, None
-        if fd is not None:
+        reads, self._blocks = list(self._blocks.values()), OrderedDict()
+        if fd is None:
+            return
+        pending = [read for read in reads if not read.done()]
+        if pending:
+            asyncio.gather(*pending, return_exceptions=True).add_done_callback(
+                lambda _: os.close(fd)
+            )
+        else:
             os.close(fd)
 
 

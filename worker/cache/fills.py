@@ -52,8 +52,10 @@ class Fills:
         self._held: dict[Fill, Entry] = {}
 
     def get(self, image_id: str) -> Fill | None:
-        """The fill of ``image_id`` under way on this node, if any."""
-        return self._running.get(image_id)
+        """The fill of ``image_id`` under way on this node, if any (one that already ended,
+        and is only cleaning up, is no longer followed: the next download starts anew)."""
+        fill = self._running.get(image_id)
+        return None if fill is None or fill.done.done() else fill
 
     def running(self) -> list[Fill]:
         """Every fill under way."""
@@ -65,7 +67,7 @@ class Fills:
         Nothing here awaits: the fill is registered before any other download can look.
         The caller joins it (a :class:`~worker.cache.bodies.FillBody`) before awaiting too.
         """
-        assert image_id not in self._running, "join the running fill instead"
+        assert self.get(image_id) is None, "join the running fill instead"
         reservation = self._directory.reserve(image_id, expected.size)
         if reservation is None:
             return None
