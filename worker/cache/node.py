@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from flows.background import cancel_and_wait
 from flows.errors import NotFound
 from flows.records import ImageRecord, Location
 from flows.states import ImageStatus
@@ -138,10 +139,7 @@ class NodeCache:
 
     async def close(self) -> None:
         """Stop everything; fills under way are discarded (the next start finds no trace)."""
-        tasks = [t for t in (self._consumer,) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(self._consumer)
         await self.maintenance.close()
         await self.prefetcher.close()
         await self.fills.close()
