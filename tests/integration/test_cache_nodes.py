@@ -199,7 +199,6 @@ def test_imgworker_cache_commands(pair: Pair) -> None:
     assert pair.a.url in nodes and pair.b.url in nodes
     every = pair.cli("list-cached").stdout
     assert every.startswith("Found 1 cached images...") and "| a    |" in every
-    assert pair.cli("list-cached", "--node", "b").stdout.strip() == "No cached images."
     unknown = pair.cli("list-cached", "--node", "nowhere")
     assert unknown.returncode != 0 and "no cache node named 'nowhere'" in unknown.stderr
     refused = pair.cli("queue-image", "not-a-uuid", "-f")
@@ -218,7 +217,6 @@ def test_imgworker_cache_commands(pair: Pair) -> None:
         eventually(lambda: pair.b.queued() == [] and pair.a.queued() == [two], what="b dequeued")
         assert pair.cli("delete-all-queued-images", "-f", "-v").returncode == 0
         eventually(lambda: pair.a.queued() == [], what="a dequeued")
-        assert pair.cli("list-queued").stdout.strip() == "No queued images."
     finally:
         shutil.move(hidden, store_file)
 
