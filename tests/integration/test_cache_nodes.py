@@ -138,6 +138,10 @@ def test_glance_cache_commands_reach_both_nodes(pair: Pair, tmp_path: Path) -> N
     eventually(lambda: pair.both_hold(), what="cache cleared through b")
     assert "Pruned 0 file(s), 0 byte(s)." in on_a.glance("cache-prune").ok().stdout
     on_a.glance("cache-clean").ok()
+    on_a.glance("cache-queue", one).ok()
+    eventually(lambda: pair.both_hold(one), what="queued again")
+    on_b.glance("cache-clear").ok()  # cache and queue
+    eventually(lambda: pair.both_hold(), what="cleared through b, both targets")
 
 
 def test_openstack_cached_image_commands_reach_both_nodes(pair: Pair) -> None:
@@ -155,6 +159,7 @@ def test_openstack_cached_image_commands_reach_both_nodes(pair: Pair) -> None:
     eventually(lambda: pair.both_hold(two), what="deleted through a with openstack")
     on_a.openstack("cached", "image", "clear", "--cache").ok()
     eventually(lambda: pair.both_hold(), what="cleared through a with openstack")
+    on_b.openstack("cached", "image", "clear").ok()  # cache and queue
 
 
 def test_an_image_deleted_through_one_node_leaves_both_caches(pair: Pair) -> None:
