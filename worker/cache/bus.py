@@ -29,6 +29,7 @@ from aio_pika.abc import (
 )
 
 from flows.errors import TransientError
+from worker.broker.connection import LazyConnection
 from worker.config.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
@@ -149,10 +150,13 @@ class CacheBus:
 
     def __init__(self, broker: BrokerSettings) -> None:
         self._broker = broker
-        self._connection: AbstractConnection | None = None
-        self._channel: AbstractChannel | None = None
-        self._exchange: AbstractExchange | None = None
-        self._lock = asyncio.Lock()
+        self._connection = LazyConnection(broker.url, self._setup, timeout=CONNECT_SECONDS)
+
+    async def _setup(
+        self, connection: AbstractConnection
+    ) -> tuple[AbstractChannel, AbstractExchange]:
+        channel = await connection.channel(publisher_confirms=True)
+        return channel, await declare_exchange(channel, self._broker)
 
     async def send(self, command: CacheCommand, node: str | None = None) -> None:
         """Send ``command`` to every node, or to ``node`` alone; wait for the broker's confirm.
@@ -166,42 +170,28 @@ class CacheBus:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         try:
-            async with self._lock:
-                channel, exchange = await self._connected()
-                if node is None:
-                    await exchange.publish(message, routing_key="", timeout=CONNECT_SECONDS)
-                else:
-                    await channel.default_exchange.publish(
-                        message,
-                        routing_key=queue_name(self._broker, node),
-                        mandatory=True,
-                        timeout=CONNECT_SECONDS,
-                    )
+            channel, exchange = await self._connection.get()
+            if node is None:
+                await exchange.publish(message, routing_key="", timeout=CONNECT_SECONDS)
+            else:
+                await channel.default_exchange.publish(
+                    message,
+                    routing_key=queue_name(self._broker, node),
+                    mandatory=True,
+                    timeout=CONNECT_SECONDS,
+                )
         except aio_pika.exceptions.DeliveryError as exc:
             raise UnknownNode(f"no cache node named {node!r} has a queue on the broker") from exc
         except Exception as exc:
-            await self.close()
+            await self._connection.drop()
             raise CacheBusUnavailable(
                 f"the broker did not take the cache command ({type(exc).__name__}: {exc}); "
                 "try again shortly"
             ) from exc
 
-    async def _connected(self) -> tuple[AbstractChannel, AbstractExchange]:
-        if self._channel is None or self._exchange is None:
-            self._connection = await aio_pika.connect(self._broker.url, timeout=CONNECT_SECONDS)
-            self._channel = await self._connection.channel(publisher_confirms=True)
-            self._exchange = await declare_exchange(self._channel, self._broker)
-        return self._channel, self._exchange
-
     async def close(self) -> None:
         """Close the connection, if open."""
-        connection, self._connection = self._connection, None
-        self._channel = self._exchange = None
-        if connection is not None:
-            try:
-                await connection.close()
-            except Exception:
-                log.debug("closing a failed broker connection", exc_info=True)
+        await self._connection.drop()
 
 
 Handler = Callable[[CacheCommand], Awaitable[None]]
