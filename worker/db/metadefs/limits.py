@@ -1,15 +1,13 @@
 """The per-project limit on metadef records: the guide's denial of service, closed.
 
-Counted in the transaction that adds the records, after taking a lock on the owner (an
-advisory lock on PostgreSQL; SQLite serialises writers already), so concurrent requests and
-API replicas cannot jointly pass the limit.
+Counted in the transaction that adds the records, after taking the owner's lock
+(:mod:`worker.db.project_locks`), so concurrent requests and API replicas cannot jointly pass
+the limit.
 """
 
 from __future__ import annotations
 
-import zlib
-
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.metadefs.models import (
@@ -20,6 +18,7 @@ from worker.db.metadefs.models import (
     MetadefTag,
 )
 from worker.db.metadefs.records import MetadefLimitReached
+from worker.db.project_locks import lock_project
 
 #: Distinguishes these advisory locks from the schema upgrade's.
 _LOCK_SPACE = 0x1A6E0
@@ -30,12 +29,7 @@ async def charge(session: AsyncSession, owner: str, adding: int, limit: int | No
     no limit)."""
     if limit is None or limit < 0 or adding <= 0:
         return
-    if (await session.connection()).dialect.name == "postgresql":
-        key = zlib.crc32(owner.encode())
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:space, :key)"),
-            {"space": _LOCK_SPACE, "key": key - 2**31},
-        )
+    await lock_project(session, _LOCK_SPACE, owner)
     used = await owned(session, owner)
     if used + adding > limit:
         raise MetadefLimitReached(
