@@ -89,6 +89,13 @@ class LastLocation(ImageStateConflict):
     reason = "last_location"
 
 
+class OverLimit(TerminalError):
+    """A limit on what a project or an image may hold refused the request (Glance answers 413):
+    a Keystone unified limit, or a per-image limit (properties, tags, locations, members)."""
+
+    reason = "over_limit"
+
+
 class LockLost(TerminalError):
     """The task no longer holds the image's import lock: another task took it over."""
 

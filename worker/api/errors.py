@@ -24,6 +24,7 @@ from flows.errors import (
     LastLocation,
     LockLost,
     NotFound,
+    OverLimit,
     ProtectedImage,
     RecordsUnavailable,
     SafetyRefusal,
@@ -76,13 +77,14 @@ def conflict(message: str) -> ApiError:
 
 #: Pipeline errors by type, most specific first, and the status Glance answers them with:
 #: every transient error is 503 (try again later), a staging area that cannot take the data
-#: 507, any other terminal error 400.
+#: 507, a limit 413, any other terminal error 400.
 _STATUS_BY_ERROR: tuple[tuple[type[ImportFailed], int], ...] = (
     (TransientError, 503),
     (NotFound, 404),
     (ProtectedImage, 403),
     (LastLocation, 403),
     (UnknownStore, 409),
+    (OverLimit, 413),
     (LockLost, 409),
     (ImageStateConflict, 409),
     (SafetyRefusal, 400),

@@ -27,6 +27,7 @@ from worker.config.settings import BrokerSettings
 from worker.daemon.messages import ENQUEUED_AT, TaskMessage
 from worker.daemon.topology import declare
 from worker.db.tasks import TaskEnd
+from worker.db.usage import Admission
 from worker.tasks.services import Records
 from worker.tasks.submission import SubmissionRules, announce_run, submit_import
 
@@ -41,15 +42,18 @@ async def enqueue_import(
     image_id: str,
     request: ImportRequest,
     requester: RequestContext | None = None,
+    admission: Admission | None = None,
 ) -> str:
     """Lock the image, record the task and publish it; return the task id.
+
+    ``admission`` is checked in the transaction that records the task (see ``submit_import``).
 
     If the message cannot be published, the task is ended failed and the lock released, so
     the image can be imported again: nothing waits for a message that does not exist.
     """
     requester = requester or RequestContext()
     task = await submit_import(
-        records, rules, image_id=image_id, request=request, requester=requester
+        records, rules, image_id=image_id, request=request, requester=requester, admission=admission
     )
     # Before publishing: a worker may claim the task (task.processing) the moment it is out.
     await announce_run(records, task.id)

@@ -43,6 +43,7 @@ from worker.db.models import (
 from worker.db.payloads import send_payload
 from worker.db.repository import Repository
 from worker.db.tasks import NewTask, add_task
+from worker.db.usage import Admission
 
 #: Core attributes a caller may change (the rest are read-only or reserved).
 MUTABLE_CORE = (
@@ -134,13 +135,16 @@ class SqlCatalog(Repository):
 
     # -- writing -------------------------------------------------------------------------
 
-    async def create(self, new: NewImage) -> ImageRecord:
-        """Record a new ``queued`` image and return it."""
+    async def create(self, new: NewImage, admission: Admission | None = None) -> ImageRecord:
+        """Record a new ``queued`` image and return it (``admission``: the caller's limits,
+        checked in the same transaction)."""
 
         async def work(session: AsyncSession) -> ImageRecord:
             image_id = new.image_id or str(uuid.uuid4())
             if await session.scalar(select(Image.id).where(Image.id == image_id)) is not None:
                 raise ImageStateConflict(f"An image with identifier {image_id} already exists")
+            if admission is not None:
+                await admission(session, None)
             image = Image(
                 id=image_id,
                 name=new.name,

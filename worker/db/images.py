@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,6 +49,7 @@ from worker.db.image_rows import (
 from worker.db.models import Image, ImageLocation, ImageProperty, Task, utcnow
 from worker.db.repository import Repository
 from worker.db.tasks import claim_task
+from worker.db.usage import Admission
 
 
 class SqlImageRepository(Repository):
@@ -208,12 +209,19 @@ class SqlImageRepository(Repository):
 
         return await self._in_transaction(work)
 
-    async def mark_staged(self, image_id: str, size: int, publish: Callable[[], None]) -> None:
+    async def mark_staged(
+        self,
+        image_id: str,
+        size: int,
+        publish: Callable[[], None],
+        admission: Admission | None = None,
+    ) -> None:
         """Make staged bits visible and the image ``uploading`` with their size, atomically.
 
         ``publish`` (moving the complete upload into place) runs while the image row is
-        locked and only if the image may still be staged, so two uploads racing for one image
-        never leave the record describing the other one's bits.
+        locked and only if the image may still be staged (and ``admission``, the caller's
+        limits, admits it), so two uploads racing for one image never leave the record
+        describing the other one's bits.
         """
 
         async def work(session: AsyncSession) -> None:
@@ -224,6 +232,8 @@ class SqlImageRepository(Repository):
                     f"Image {image_id} is {image.status}; data can be staged only while it is "
                     + " or ".join(STAGEABLE)
                 )
+            if admission is not None:
+                await admission(session, replace(snapshot(image), size=size))
             await asyncio.to_thread(publish)
             image.status = ImageStatus.UPLOADING
             image.size = size

@@ -6,6 +6,10 @@ the lock, all in one transaction. A lock held by a task that is no longer alive
 (:mod:`worker.db.liveness`: finished, missing, or silent for the lease) is taken over, and the
 old task ends failed "lock preempted" in the same transaction, so that its worker, if it still
 runs, stops at its next write. While a live task holds the lock, nothing is recorded.
+
+The caller's admission (:mod:`worker.db.usage`: the project's limits) runs in the same
+transaction, just before the task is recorded: the task row and the lock are what the next
+admission of the project counts.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from worker.db.liveness import is_alive
 from worker.db.models import ImageProperty, utcnow
 from worker.db.repository import Repository
 from worker.db.tasks import NewTask, TaskEnd, add_task, end_task
+from worker.db.usage import Admission
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +47,21 @@ class SqlImportLocks(Repository):
     """The import lock of each image, taken for the task that will import it."""
 
     async def take_for_new_task(
-        self, image_id: str, plan: Callable[[ImageRecord], NewTask]
+        self,
+        image_id: str,
+        plan: Callable[[ImageRecord], NewTask],
+        admission: Admission | None = None,
     ) -> TaskRecord:
         """Record the task ``plan`` makes of the image, holding the image's import lock.
 
         ``plan`` sees the image as locked for this transaction, may raise (the caller's
-        preconditions) and returns the task. Raises :class:`ImageStateConflict`, with nothing
-        recorded, while a live task holds the lock.
+        preconditions) and returns the task; ``admission`` may refuse it then (a limit).
+        Raises :class:`ImageStateConflict`, with nothing recorded, while a live task holds
+        the lock.
         """
 
         async def work(session: AsyncSession) -> TaskRecord:
-            return await self._take(session, image_id, plan)
+            return await self._take(session, image_id, plan, admission)
 
         for _ in range(ATTEMPTS):
             try:
@@ -64,10 +73,15 @@ class SqlImportLocks(Repository):
         raise ImageStateConflict(f"the import lock of image {image_id} keeps changing; try again")
 
     async def _take(
-        self, session: AsyncSession, image_id: str, plan: Callable[[ImageRecord], NewTask]
+        self,
+        session: AsyncSession,
+        image_id: str,
+        plan: Callable[[ImageRecord], NewTask],
+        admission: Admission | None,
     ) -> TaskRecord:
         image = await load_image(session, image_id, lock=True)
-        new = plan(snapshot(image))
+        seen = snapshot(image)
+        new = plan(seen)
         row = loaded_property(image, IMPORT_LOCK)
         holder = (row.value or None) if row is not None else None
         if holder is not None and await is_alive(session, holder, self._lease):
@@ -75,6 +89,8 @@ class SqlImportLocks(Repository):
                 f"image {image_id} is being imported by task {holder}; wait for it to finish "
                 "(or for its lease to expire if its worker died)"
             )
+        if admission is not None:
+            await admission(session, seen)
         task = await add_task(session, new, self._outbox)
         if row is None:
             row = ImageProperty(image_id=image_id, name=IMPORT_LOCK, value=task.id)

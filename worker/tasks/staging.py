@@ -25,6 +25,7 @@ from flows.preconditions import STAGEABLE
 from flows.sparse import ReadFailures, SparseFileReader, split_zero_runs, write_sparse
 from flows.steps.stage import StageStep
 from worker.db.images import SqlImageRepository
+from worker.db.usage import Admission
 
 #: Bytes gathered before looking for zero runs and writing.
 WRITE_SIZE = 4 * 1024 * 1024
@@ -65,11 +66,13 @@ async def stage_stream(
     image_id: str,
     chunks: AsyncIterator[bytes],
     cap: int,
+    admission: Admission | None = None,
 ) -> int:
     """Stream an upload into ``<staging>/<image_id>`` (at most ``cap`` bytes); return its size.
 
     Raises :class:`SafetyRefusal` (``image_size``) past the cap and
-    :class:`ImageStateConflict` when the image may not be staged.
+    :class:`ImageStateConflict` when the image may not be staged; ``admission`` (the
+    caller's limits) decides in the transaction that makes the staged bits the image's.
     """
     await _check_stageable(images, image_id)
     with failing_at(LocalPlace(staging_dir), "take the upload"):
@@ -78,7 +81,9 @@ async def stage_stream(
     partial = partial_path(staging_dir, image_id)
     try:
         size = await _receive(chunks, partial, cap)
-        await images.mark_staged(image_id, size, lambda: _publish(partial, image_id, "upload"))
+        await images.mark_staged(
+            image_id, size, lambda: _publish(partial, image_id, "upload"), admission
+        )
     finally:
         with contextlib.suppress(OSError):
             await asyncio.to_thread(partial.unlink, missing_ok=True)

@@ -21,6 +21,7 @@ from flows.states import LocationStatus, TaskType
 from flows.targets import resolve_targets
 from worker.config.settings import Settings
 from worker.db.tasks import NewTask
+from worker.db.usage import Admission
 from worker.tasks.services import Records
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,11 @@ async def submit_import(
     image_id: str,
     request: ImportRequest,
     requester: RequestContext | None = None,
+    admission: Admission | None = None,
 ) -> TaskRecord:
     """Create the task for ``request`` holding the image's lock, or raise why it cannot run.
+
+    ``admission`` (the API's limits) runs in the same transaction, once the request may run.
 
     Raises :class:`flows.errors.NotFound` for an unknown image,
     :class:`flows.errors.ImageStateConflict` when the image is in the wrong state, the lock is
@@ -91,7 +95,7 @@ async def submit_import(
             requester=requester,
         )
 
-    return await records.locks.take_for_new_task(image_id, task_for)
+    return await records.locks.take_for_new_task(image_id, task_for, admission)
 
 
 async def announce_run(records: Records, task_id: str) -> None:
