@@ -7,7 +7,19 @@ import logging
 from aiohttp import web
 
 from flows.requester import RequestContext
-from worker.api import cache, data, discovery, images, imports, metadefs, stores, tasks
+from worker.api import (
+    actions,
+    cache,
+    data,
+    discovery,
+    images,
+    imports,
+    members,
+    metadefs,
+    stores,
+    tasks,
+    usage,
+)
 from worker.api.errors import Handler, errors_middleware
 from worker.api.identity import (
     IDENTITY_KEY,
@@ -16,9 +28,11 @@ from worker.api.identity import (
     unauthenticated,
 )
 from worker.api.keystone import KeystoneClient
+from worker.api.limits import KeystoneLimits, LimitSource, oslo_limit_enforcer
 from worker.api.policies.engine import PolicyEngine
 from worker.api.policies.files import PolicySources
 from worker.api.proxies import require_trusted_peer
+from worker.api.quotas import Quotas
 from worker.api.request_id import (
     REQUEST_ID_KEY,
     add_request_id_header,
@@ -66,7 +80,20 @@ def build_app(state: ApiState) -> web.Application:
     )
     app[STATE_KEY] = state
     app.on_response_prepare.append(add_request_id_header)
-    for module in (discovery, images, data, imports, tasks, stores, metadefs, cache):
+    modules = (
+        discovery,
+        images,
+        data,
+        imports,
+        tasks,
+        stores,
+        metadefs,
+        cache,
+        members,
+        actions,
+        usage,
+    )
+    for module in modules:
         app.add_routes(module.ROUTES)
     return app
 
@@ -88,6 +115,7 @@ async def open_state(settings: Settings, policy: PolicyEngine | None = None) -> 
         rules=SubmissionRules.from_settings(settings),
         policy=policy,
         metadefs=MetadefCatalog(create_sessionmaker(services.records.engine)),
+        quotas=Quotas(limit_source(settings), services.records, settings.api),
         keystone=KeystoneClient(settings.keystone) if settings.api.auth == "keystone" else None,
     )
     records = services.records
@@ -99,6 +127,16 @@ async def open_state(settings: Settings, policy: PolicyEngine | None = None) -> 
             await close_state(state)
             raise
     return state
+
+
+def limit_source(settings: Settings) -> LimitSource | None:
+    """Keystone's unified limits through oslo.limit when ``[quotas] use_keystone_limits``."""
+    quotas = settings.quotas
+    if not quotas.use_keystone_limits:
+        return None
+    return KeystoneLimits(
+        quotas.cache_seconds, lambda: oslo_limit_enforcer(quotas, settings.keystone)
+    )
 
 
 async def close_state(state: ApiState) -> None:

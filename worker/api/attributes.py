@@ -35,9 +35,6 @@ READ_ONLY = frozenset(
 #: Names no caller may use; plus every ``os_glance_*`` property.
 RESERVED = frozenset({"deleted", "deleted_at", "location", "locations"})
 RESERVED_PREFIX = "os_glance_"
-#: Glance's default quotas of tags and extra properties per image.
-MAX_TAGS = 128
-MAX_PROPERTIES = 128
 MAX_PROPERTY_VALUE = 65535
 
 
@@ -79,16 +76,17 @@ def check_core(key: str, value: Any, api: ApiSettings, identity: RequestContext)
     raise AssertionError(f"{key} is not a core attribute")
 
 
-def check_tags(value: Any) -> tuple[str, ...]:
-    """A list of distinct strings of at most 255 characters, within the quota."""
+def check_tags(value: Any, limit: int) -> tuple[str, ...]:
+    """A list of distinct strings of at most 255 characters, at most ``limit`` of them
+    (``[api] image_tag_quota``; -1: no limit)."""
     if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
         raise bad_request("tags must be a list of strings.")
     for tag in value:
         if len(tag) > 255:
             raise bad_request(f"Tag {tag[:40]!r}... is longer than 255 characters.")
     tags = tuple(dict.fromkeys(value))
-    if len(tags) > MAX_TAGS:
-        raise ApiError(413, f"An image may have at most {MAX_TAGS} tags.")
+    if 0 <= limit < len(tags):
+        raise _over_limit("tags", len(tags), limit)
     return tags
 
 
@@ -107,10 +105,19 @@ def check_property(key: str, value: Any) -> str:
     return value
 
 
-def check_property_count(count: int) -> None:
-    """413 past the per-image property quota."""
-    if count > MAX_PROPERTIES:
-        raise ApiError(413, f"An image may have at most {MAX_PROPERTIES} extra properties.")
+def check_property_count(count: int, limit: int) -> None:
+    """413 past ``[api] image_property_quota`` (-1: no limit)."""
+    if 0 <= limit < count:
+        raise _over_limit("properties", count, limit)
+
+
+def _over_limit(what: str, attempted: int, maximum: int) -> ApiError:
+    """Glance's ``ImageTagLimitExceeded`` / ``ImagePropertyLimitExceeded``."""
+    return ApiError(
+        413,
+        f"The limit has been exceeded on the number of allowed image {what}. "
+        f"Attempted: {attempted}, Maximum: {maximum}",
+    )
 
 
 def _optional_text(key: str, value: Any, limit: int) -> str | None:

@@ -36,11 +36,11 @@ CLIENT_GONE = 499
 
 async def stage(request: web.Request) -> web.Response:
     """``PUT /v2/images/{image_id}/stage``: stream the body into the shared staging area."""
-    state, _identity, image = await visible_image(request)
+    state, identity, image = await visible_image(request)
     enforce_on_image(request, "modify_image", image)
     _require_method(state, GLANCE_DIRECT)
     require_media_type(request, (OCTET_STREAM,))
-    size = await _stage_body(request, state, image)
+    size = await _stage_body(request, state, identity, image)
     log.info("staged %d bytes for image %s", size, image.id)
     return web.Response(status=204)
 
@@ -56,14 +56,16 @@ async def upload(request: web.Request) -> web.Response:
     state, identity, image = await visible_image(request)
     enforce_on_image(request, "upload_image", image)
     require_media_type(request, (OCTET_STREAM,))
-    await _stage_body(request, state, image)
+    await _stage_body(request, state, identity, image)
+    import_request = ImportRequest(method=GLANCE_DIRECT, stores=_header_stores(request))
     task_id = await enqueue_import(
         state.records,
         state.rules,
         state.publisher,
         image_id=image.id,
-        request=ImportRequest(method=GLANCE_DIRECT, stores=_header_stores(request)),
+        request=import_request,
         requester=state.import_requester(identity, image),
+        admission=await state.quotas.for_import(identity.project_id, import_request, state.rules),
     )
     try:
         async with asyncio.timeout(state.settings.api.upload_wait_seconds):
@@ -85,13 +87,18 @@ def _header_stores(request: web.Request) -> tuple[str, ...]:
     return (store,) if store else ()
 
 
-async def _stage_body(request: web.Request, state: ApiState, image: ImageRecord) -> int:
+async def _stage_body(
+    request: web.Request, state: ApiState, identity: RequestContext, image: ImageRecord
+) -> int:
     cap = state.settings.safety.image_size_cap
     declared = request.content_length
     if declared is not None and declared > cap:
         raise ApiError(
             413, f"The upload of {declared} bytes is larger than the image size cap of {cap} bytes."
         )
+    # Refused before a byte moves when it cannot fit now; decided once the bytes are here.
+    await state.quotas.check_stage(identity.project_id, image, declared or 0)
+    admission = await state.quotas.for_stage(identity.project_id)
 
     async def body() -> AsyncIterator[bytes]:
         async for chunk in request.content.iter_chunked(1024 * 1024):
@@ -99,7 +106,7 @@ async def _stage_body(request: web.Request, state: ApiState, image: ImageRecord)
 
     try:
         return await stage_stream(
-            state.records.images, state.settings.staging.dir, image.id, body(), cap
+            state.records.images, state.settings.staging.dir, image.id, body(), cap, admission
         )
     except ImageStateConflict as exc:
         raise conflict(str(exc)) from exc
@@ -123,7 +130,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     cache when it holds the image (docs/cache.md), else from a store that has it."""
     state, identity, image = await visible_image(request)
     enforce_on_image(request, "download_image", image)
-    if image.status == ImageStatus.DEACTIVATED:
+    if image.status == ImageStatus.DEACTIVATED and not identity.is_admin:
         raise forbidden(
             "The requested image has been deactivated. Image data download is forbidden."
         )

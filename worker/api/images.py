@@ -48,7 +48,8 @@ async def create_image(request: web.Request) -> web.Response:
     body = await read_json_object(request, state.settings.api.max_json_bytes)
     new = _new_image(body, state, identity)
     _may_create(request, identity, new)
-    image = await state.catalog.create(new)
+    admission = await state.quotas.for_create(identity.project_id)
+    image = await state.catalog.create(new, admission)
     log.info("image %s created by project %s", image.id, identity.project_id)
     base = _base_url(request, state)
     return json_response(
@@ -71,13 +72,13 @@ def _new_image(body: dict[str, Any], state: ApiState, identity: RequestContext) 
                 raise bad_request(f"id {value!r} is not a UUID.")
             fields["image_id"] = value
         elif key == "tags":
-            fields["tags"] = check_tags(value)
+            fields["tags"] = check_tags(value, state.settings.api.image_tag_quota)
         elif key in MUTABLE_CORE:
             fields[key] = check_core(key, value, state.settings.api, identity)
         else:
             check_key(key)
             properties[key] = check_property(key, value)
-    check_property_count(len(properties))
+    check_property_count(len(properties), state.settings.api.image_property_quota)
     return NewImage(**fields, properties=properties)
 
 
@@ -169,7 +170,7 @@ async def add_tag(request: web.Request) -> web.Response:
     """``PUT /v2/images/{image_id}/tags/{tag}``."""
     state, _identity, image = await visible_image(request)
     enforce_on_image(request, "modify_image", image)
-    tags = check_tags([*image.tags, request.match_info["tag"]])
+    tags = check_tags([*image.tags, request.match_info["tag"]], state.settings.api.image_tag_quota)
     await state.catalog.update(image.id, ImageChanges(tags=tags))
     return web.Response(status=204)
 

@@ -51,6 +51,7 @@ async def import_image(request: web.Request) -> web.Response:
         image_id=image.id,
         request=import_request,
         requester=state.import_requester(identity, image),
+        admission=await state.quotas.for_import(identity.project_id, import_request, rules),
     )
     log.info(
         "task %s: %s of image %s enqueued",

@@ -98,7 +98,8 @@ def plan_changes(
     user_properties = {
         k: v for k, v in working.properties.items() if not k.startswith("os_glance_")
     }
-    check_property_count(len(user_properties))
+    if user_properties.keys() - image.properties.keys():  # Glance counts when some are new
+        check_property_count(len(user_properties), api.image_property_quota)
     return ImageChanges(
         core={k: v for k, v in working.core.items() if v != getattr(image, k)},
         set_properties={k: v for k, v in user_properties.items() if image.properties.get(k) != v},
@@ -117,7 +118,7 @@ def _apply(
     if key == "tags":
         if op == "remove":
             raise forbidden("Attribute 'tags' cannot be removed; replace it with [].")
-        working.tags = check_tags(operation.value)
+        working.tags = check_tags(operation.value, api.image_tag_quota)
         return
     if key in MUTABLE_CORE:
         if op == "remove":

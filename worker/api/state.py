@@ -13,6 +13,7 @@ from flows.signing.properties import is_signed
 from flows.stores.base import Store
 from worker.api.keystone import KeystoneClient
 from worker.api.policies.engine import PolicyEngine
+from worker.api.quotas import Quotas
 from worker.cache.node import NodeCache
 from worker.config.settings import Settings
 from worker.daemon.client import LazyPublisher
@@ -27,8 +28,8 @@ class ApiState:
     """The API process's collaborators.
 
     The records and the stores are a worker's (:class:`Services`, opened and closed the same
-    way); the API adds the broker, the submission rules, the policy, the metadata definitions
-    and the token validator.
+    way); the API adds the broker, the submission rules, the policy, the metadata definitions,
+    the limits and the token validator.
     """
 
     services: Services
@@ -38,6 +39,8 @@ class ApiState:
     policy: PolicyEngine
     #: The metadata definitions (worker.api.metadefs).
     metadefs: MetadefCatalog
+    #: The limits on what projects and images may hold (worker.api.quotas).
+    quotas: Quotas
     #: The token validator when ``[api] auth = "keystone"``.
     keystone: KeystoneClient | None = None
     #: This node's image cache when ``[cache] dir`` is set (docs/cache.md).

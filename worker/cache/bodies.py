@@ -58,9 +58,10 @@ class ImageBody(Protocol):
 def readable_location(image: ImageRecord, stores: dict[str, Store]) -> Location | None:
     """The first active location of ``image`` in one of ``stores``; None when it has no data.
 
-    :class:`NotFound` when it has data, but in no store this process can read.
+    :class:`NotFound` when it has data, but in no store this process can read. A deactivated
+    image has its data too (admins still download it).
     """
-    if image.status != ImageStatus.ACTIVE:
+    if image.status not in (ImageStatus.ACTIVE, ImageStatus.DEACTIVATED):
         return None
     for location in image.locations:
         if location.status == LocationStatus.ACTIVE and location.store in stores:

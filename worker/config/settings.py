@@ -235,6 +235,13 @@ class ApiSettings(_Section):
     #: ``host:port`` of this API process's ``/metrics`` (the image cache's counters, ...);
     #: empty: not served.
     metrics_listen: str = ""
+    #: Glance's per-image limits (413 beyond; -1: no limit): extra properties (``os_glance_*``
+    #: not counted), tags, locations (stores holding the image), members (projects it is
+    #: shared with).
+    image_property_quota: int = Field(default=128, ge=-1)
+    image_tag_quota: int = Field(default=128, ge=-1)
+    image_location_quota: int = Field(default=10, ge=-1)
+    image_member_quota: int = Field(default=128, ge=-1)
 
     @field_validator("listen")
     @classmethod
@@ -451,6 +458,33 @@ class NotificationSettings(_Section):
         return self.url or broker.url
 
 
+class QuotaSettings(_Section):
+    """``[quotas]``: Keystone's unified limits on what a project stores (docs/quotas.md).
+
+    Read from Keystone by oslo.limit as the user of ``[keystone]`` (who needs the system
+    ``reader`` role), for the ``image`` service's endpoint; cached ``cache_seconds``.
+    """
+
+    #: Glance's ``use_keystone_limits``: enforce ``image_size_total``, ``image_stage_total``,
+    #: ``image_count_total`` and ``image_count_uploading``. A resource with no registered
+    #: limit then allows nothing, as in Glance.
+    use_keystone_limits: bool = False
+    #: Seconds a project's limits (and the registered defaults) are used without asking
+    #: Keystone again: a changed limit applies at most this long after the change.
+    cache_seconds: float = Field(default=60.0, ge=0, le=300)
+    #: The image service's endpoint the limits are registered for (oslo.limit's
+    #: ``endpoint_id``), or how to find it: service type or name, region, interface.
+    endpoint_id: str = ""
+    endpoint_service_type: str = "image"
+    endpoint_service_name: str = ""
+    #: Empty: ``[keystone] region_name``.
+    endpoint_region_name: str = ""
+    endpoint_interface: Literal["public", "internal", "admin"] = "public"
+    #: The scope oslo.limit's token asks for (Glance's docs: ``all``, with the system
+    #: ``reader`` role); empty: ``[keystone]``'s project.
+    system_scope: str = "all"
+
+
 class MetadefSettings(_Section):
     """``[metadefs]``: the metadata definitions API (docs/metadefs.md)."""
 
@@ -479,12 +513,18 @@ class Settings(BaseModel):
     keystone: KeystoneSettings = KeystoneSettings()
     metadefs: MetadefSettings = MetadefSettings()
     notifications: NotificationSettings = NotificationSettings()
+    quotas: QuotaSettings = QuotaSettings()
 
     @model_validator(mode="after")
     def _keystone_when_used(self) -> Settings:
         if self.api.auth == "keystone" and (problems := self.keystone.problems()):
             raise ValueError(
                 '[api] auth = "keystone" needs a usable [keystone] section: ' + "; ".join(problems)
+            )
+        if self.quotas.use_keystone_limits and (problems := self.keystone.problems()):
+            raise ValueError(
+                "[quotas] use_keystone_limits = true reads the limits as the [keystone] user, "
+                "which needs a usable [keystone] section: " + "; ".join(problems)
             )
         return self
 
