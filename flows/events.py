@@ -28,6 +28,10 @@ class EventType(StrEnum):
     IMAGE_DELETE = "image.delete"
     #: The data was downloaded.
     IMAGE_SEND = "image.send"
+    #: A project was added to an image's members, changed its status, or was removed.
+    IMAGE_MEMBER_CREATE = "image.member.create"
+    IMAGE_MEMBER_UPDATE = "image.member.update"
+    IMAGE_MEMBER_DELETE = "image.member.delete"
     TASK_CREATE = "task.create"
     #: The task was handed to the workers.
     TASK_RUN = "task.run"

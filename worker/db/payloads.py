@@ -113,3 +113,24 @@ def send_payload(
         "receiver_tenant_id": receiver_project,
         "receiver_user_id": receiver_user,
     }
+
+
+def member_payload(
+    image_id: str,
+    member_id: str,
+    status: str,
+    created_at: datetime | None,
+    updated_at: datetime | None,
+    *,
+    deleted_at: datetime | None = None,
+) -> dict[str, Any]:
+    """``format_image_member_notification``; a removal adds ``deleted`` and its time."""
+    return {
+        "image_id": image_id,
+        "member_id": member_id,
+        "status": status,
+        "created_at": isotime(created_at),
+        "updated_at": isotime(updated_at),
+        "deleted": deleted_at is not None,
+        "deleted_at": isotime(deleted_at) if deleted_at is not None else None,
+    }

@@ -17,16 +17,19 @@ from flows.ports import ImageEvents
 from flows.stores.base import Store
 from flows.stores.registry import build_store
 from worker.config.settings import DatabaseSettings, NotificationSettings, Settings
+from worker.db.activation import SqlActivation
 from worker.db.catalog import SqlCatalog
 from worker.db.deletions import SqlDeletions
 from worker.db.engine import create_engine, create_sessionmaker
 from worker.db.events import SqlImageEvents
 from worker.db.images import SqlImageRepository
 from worker.db.locks import SqlImportLocks
+from worker.db.members import SqlMembers
 from worker.db.notifications import SqlNotifications
 from worker.db.outbox import Outbox
 from worker.db.schema import upgrade_if_behind
 from worker.db.tasks import SqlTaskRepository
+from worker.db.usage import SqlUsage
 
 
 @dataclass
@@ -50,6 +53,12 @@ class Records:
     notifications: SqlNotifications
     #: What an import flow announces through (:class:`flows.ports.ImageEvents`).
     events: ImageEvents
+    #: What each project holds (its unified limits' usage).
+    usage: SqlUsage
+    #: The projects each image is shared with.
+    members: SqlMembers
+    #: Deactivating and reactivating images.
+    activation: SqlActivation
     engine: AsyncEngine = field(repr=False)
 
     @classmethod
@@ -79,6 +88,9 @@ class Records:
             catalog=SqlCatalog(sessions, outbox, lease_seconds=lease_seconds),
             notifications=SqlNotifications(sessions),
             events=SqlImageEvents(sessions, outbox) if on else NullEvents(),
+            usage=SqlUsage(sessions),
+            members=SqlMembers(sessions, outbox, lease_seconds=lease_seconds),
+            activation=SqlActivation(sessions, outbox, lease_seconds=lease_seconds),
             engine=engine,
         )
 

@@ -1,0 +1,44 @@
+"""``POST /v2/images/{image_id}/actions/deactivate|reactivate``: Glance's image actions.
+
+Glance's policy rules of the same names (by default an admin, or a member of the owning
+project); 204 when the image is (or already was) in the asked status, 403 from any status
+but ``active`` and ``deactivated``. While an image is deactivated its data is given to admins
+only (:mod:`worker.api.data`).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from worker.api.common import visible_image
+from worker.api.errors import forbidden
+from worker.api.policy import enforce_on_image
+from worker.db.activation import NotAllowedInStatus
+
+
+async def deactivate(request: web.Request) -> web.Response:
+    """``POST .../actions/deactivate``."""
+    state, _identity, image = await visible_image(request)
+    enforce_on_image(request, "deactivate", image)
+    try:
+        await state.records.activation.deactivate(image.id)
+    except NotAllowedInStatus as refused:
+        raise forbidden(str(refused)) from refused
+    return web.Response(status=204)
+
+
+async def reactivate(request: web.Request) -> web.Response:
+    """``POST .../actions/reactivate``."""
+    state, _identity, image = await visible_image(request)
+    enforce_on_image(request, "reactivate", image)
+    try:
+        await state.records.activation.reactivate(image.id)
+    except NotAllowedInStatus as refused:
+        raise forbidden(str(refused)) from refused
+    return web.Response(status=204)
+
+
+ROUTES = [
+    web.post("/v2/images/{image_id}/actions/deactivate", deactivate),
+    web.post("/v2/images/{image_id}/actions/reactivate", reactivate),
+]
