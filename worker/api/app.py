@@ -109,13 +109,16 @@ async def open_state(settings: Settings, policy: PolicyEngine | None = None) -> 
     connected on first use."""
     policy = policy or load_policy(settings)
     services = await Services.open(settings)
+    limits = limit_source(settings)
+    if isinstance(limits, KeystoneLimits):
+        await limits.warm()
     state = ApiState(
         services=services,
         publisher=LazyPublisher(settings.broker),
         rules=SubmissionRules.from_settings(settings),
         policy=policy,
         metadefs=MetadefCatalog(create_sessionmaker(services.records.engine)),
-        quotas=Quotas(limit_source(settings), services.records, settings.api),
+        quotas=Quotas(limits, services.records, settings.api),
         keystone=KeystoneClient(settings.keystone) if settings.api.auth == "keystone" else None,
     )
     records = services.records

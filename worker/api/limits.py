@@ -90,6 +90,17 @@ class KeystoneLimits:
         self._projects: OrderedDict[str, _Kept] = OrderedDict()
         self._reading = asyncio.Lock()
 
+    async def warm(self) -> None:
+        """Find the endpoint and read the registered limits now (the API's start), so the
+        first request does not wait for it; a failure is logged and tried again on use."""
+        try:
+            now = self._clock()
+            pairs = await self._ask(lambda e: e.get_registered_limits(None))
+            self._registered = _Kept(now + self._ttl, dict(pairs))
+            log.info("unified limits registered for this endpoint: %s", dict(pairs))
+        except LimitsUnavailable:
+            log.warning("the unified limits could not be read at start; trying on first use")
+
     async def limits(self, project_id: str) -> Mapping[Resource, int]:
         """Each resource's limit for ``project_id``: its project limit, else the registered
         one, else 0; :class:`LimitsUnavailable` when they are due and Keystone fails."""
