@@ -48,7 +48,7 @@ def capped(limits: Mapping[Resource, int]) -> Judge:
 
 
 def one_more(project: str, resource: Resource, limit: int) -> Admission:
-    async def admission(session: AsyncSession, _image: ImageRecord | None) -> None:
+    async def admission(session: AsyncSession, _image: ImageRecord | None, _t: str | None) -> None:
         await admit(session, Charge(project, {resource: 1}), capped({resource: limit}))
 
     return admission
@@ -132,3 +132,30 @@ async def test_twenty_creations_at_once_admit_the_limit(records: Records) -> Non
     assert (await records.usage.count("p", [Resource.IMAGE_COUNT_TOTAL]))[
         Resource.IMAGE_COUNT_TOTAL
     ] == 5
+
+
+async def test_admitted_imports_hold_what_they_will_store(records: Records) -> None:
+    images = [await _image(records, "p", ImageStatus.UPLOADING, 3 * MiB) for _ in range(10)]
+    judge = capped({Resource.IMAGE_SIZE_TOTAL: 7})
+
+    async def admission(session: AsyncSession, image: ImageRecord | None, task: str | None) -> None:
+        charge = Charge("p", {Resource.IMAGE_SIZE_TOTAL: 3})
+        held = {Resource.IMAGE_SIZE_TOTAL: 3 * MiB}
+        await admit(session, charge, judge, task_id=task, holds=held)
+
+    async def take(image_id: str) -> str | None:
+        def plan(image: ImageRecord) -> NewTask:
+            return NewTask(TaskType.IMPORT, image.id, {"image_id": image.id})
+
+        try:
+            return (await records.locks.take_for_new_task(image_id, plan, admission)).id
+        except OverLimit:
+            return None
+
+    taken = [task for task in await asyncio.gather(*map(take, images)) if task]
+
+    assert len(taken) == 2  # 3 + 3 MiB held; a third would store 9 > 7
+    size = Resource.IMAGE_SIZE_TOTAL
+    assert (await records.usage.count("p", [size]))[size] == 6
+    await records.tasks.finish(taken[0], TaskEnd.failure("conversion failed"))
+    assert (await records.usage.count("p", [size]))[size] == 3

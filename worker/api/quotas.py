@@ -84,7 +84,9 @@ class Quotas:
             return None
         charge = Charge(project_id, {Resource.IMAGE_COUNT_TOTAL: 1})
 
-        async def admission(session: AsyncSession, _image: ImageRecord | None) -> None:
+        async def admission(
+            session: AsyncSession, _image: ImageRecord | None, _task: str | None
+        ) -> None:
             await admit(session, charge, judge)
 
         return admission
@@ -95,7 +97,9 @@ class Quotas:
         if judge is None or project_id is None:
             return None
 
-        async def admission(session: AsyncSession, image: ImageRecord | None) -> None:
+        async def admission(
+            session: AsyncSession, image: ImageRecord | None, _task: str | None
+        ) -> None:
             assert image is not None, "staging is of an existing image"
             await admit(session, _stage_charge(project_id, image, image.size or 0), judge)
 
@@ -119,14 +123,18 @@ class Quotas:
         judge = await self._judge(project_id)
         locations = self.api.image_location_quota
 
-        async def admission(session: AsyncSession, image: ImageRecord | None) -> None:
+        async def admission(
+            session: AsyncSession, image: ImageRecord | None, task_id: str | None
+        ) -> None:
             assert image is not None, "an import is of an existing image"
             targets = resolve_targets(request, image, rules.configured_stores, rules.default_store)
             held = sum(1 for loc in image.locations if loc.status != LocationStatus.DELETED)
             if 0 <= locations < held + len(targets):
                 raise location_limit_reached(held + len(targets), locations)
             if judge is not None and project_id is not None:
-                await admit(session, _import_charge(project_id, image, request, targets), judge)
+                charge = _import_charge(project_id, image, request, targets)
+                stored = {Resource.IMAGE_SIZE_TOTAL: (image.size or 0) * len(targets)}
+                await admit(session, charge, judge, task_id=task_id, holds=stored)
 
         return admission
 

@@ -144,7 +144,7 @@ class SqlCatalog(Repository):
             if await session.scalar(select(Image.id).where(Image.id == image_id)) is not None:
                 raise ImageStateConflict(f"An image with identifier {image_id} already exists")
             if admission is not None:
-                await admission(session, None)
+                await admission(session, None, None)
             image = Image(
                 id=image_id,
                 name=new.name,

@@ -233,7 +233,7 @@ class SqlImageRepository(Repository):
                     + " or ".join(STAGEABLE)
                 )
             if admission is not None:
-                await admission(session, replace(snapshot(image), size=size))
+                await admission(session, replace(snapshot(image), size=size), None)
             await asyncio.to_thread(publish)
             image.status = ImageStatus.UPLOADING
             image.size = size

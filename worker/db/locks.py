@@ -90,7 +90,7 @@ class SqlImportLocks(Repository):
                 "(or for its lease to expire if its worker died)"
             )
         if admission is not None:
-            await admission(session, seen)
+            await admission(session, seen, new.id)
         task = await add_task(session, new, self._outbox)
         if row is None:
             row = ImageProperty(image_id=image_id, name=IMPORT_LOCK, value=task.id)

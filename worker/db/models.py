@@ -180,6 +180,24 @@ class TaskInfo(Base):
     task: Mapped[Task] = relationship(back_populates="info")
 
 
+class QuotaHold(Base):
+    """``quota_holds``: what an admitted task will add to its project's usage once it is done
+    (an imgworker table; :mod:`worker.db.usage`).
+
+    Counted while the task is unfinished, so work that is admitted but not yet stored counts
+    against the limit; the task's end is the release (nothing to delete).
+    """
+
+    __tablename__ = "quota_holds"
+    __table_args__ = (Index("ix_quota_holds_project", "project", "resource"),)
+
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255), nullable=False)
+    #: In the resource's own unit before rounding: bytes for the sizes.
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 class Notification(Base):
     """``notifications``: the outbox of Glance's notifications (an imgworker table).
 

@@ -18,7 +18,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 #: The revision of the newest migration in ``worker/migrations/versions``. A new migration
 #: changes it (``tests/unit/test_schema_head.py`` fails until it does).
-SCHEMA_HEAD = "0005_cache"
+SCHEMA_HEAD = "0006_quota_holds"
 
 #: The revision a database is at: Alembic's own table.
 REVISION_QUERY = "SELECT version_num FROM alembic_version"

@@ -6,7 +6,10 @@ Glance's four unified-limit resources, counted as Glance counts them
 
 - ``image_count_total``: those images.
 - ``image_size_total`` (MiB, rounded down): each image's ``size`` times its locations that are
-  not deleted.
+  not deleted, plus what the project's unfinished imports were admitted to store
+  (``quota_holds``): data is stored at the end of an import, and the admission must count it
+  from the start. While an import runs, a store it has written counts twice (its location and
+  its hold) until the task ends: never less than the truth.
 - ``image_stage_total`` (MiB, rounded down): the ``size`` of the busy images (below).
 - ``image_count_uploading``: the busy images.
 
@@ -34,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.records import IMPORT_LOCK, IMPORTING_TO_STORES, ImageRecord
 from flows.states import ImageStatus, LocationStatus, TaskStatus
-from worker.db.models import Image, ImageLocation, ImageProperty, Task
+from worker.db.models import Image, ImageLocation, ImageProperty, QuotaHold, Task
 from worker.db.project_locks import lock_project
 from worker.db.transactions import Transactional
 
@@ -43,6 +46,8 @@ MiB = 1024 * 1024
 _LOCK_SPACE = 0x1A6E1
 #: Images that hold nothing any more.
 GONE = (ImageStatus.KILLED, ImageStatus.DELETED, ImageStatus.PENDING_DELETE)
+#: A task that still holds what it was admitted for.
+UNFINISHED = (TaskStatus.PENDING, TaskStatus.PROCESSING)
 #: Statuses of an image whose data is on its way in.
 UPLOADING = (ImageStatus.SAVING, ImageStatus.UPLOADING, ImageStatus.IMPORTING)
 
@@ -68,16 +73,30 @@ class Charge:
 #: then writes nothing).
 Judge = Callable[[Charge, Mapping[Resource, int]], None]
 #: A check run inside the transaction that admits work, with the image as that transaction
-#: locked it (None when the work creates the image).
-Admission = Callable[[AsyncSession, ImageRecord | None], Awaitable[None]]
+#: locked it (None when the work creates the image) and the task it records (None: no task).
+Admission = Callable[[AsyncSession, ImageRecord | None, str | None], Awaitable[None]]
 
 
-async def admit(session: AsyncSession, charge: Charge, judge: Judge) -> None:
-    """In ``session``: hold the project's lock, count its usage, let ``judge`` decide."""
+async def admit(
+    session: AsyncSession,
+    charge: Charge,
+    judge: Judge,
+    *,
+    task_id: str | None = None,
+    holds: Mapping[Resource, int] | None = None,
+) -> None:
+    """In ``session``: hold the project's lock, count its usage, let ``judge`` decide; then
+    record ``holds`` (in bytes) for ``task_id``, counted while that task is unfinished."""
     if not charge.deltas:
         return
     await lock_project(session, _LOCK_SPACE, charge.project_id)
     judge(charge, await count_usage(session, charge.project_id, charge.deltas))
+    for resource, amount in (holds or {}).items():
+        if task_id is not None and amount > 0:
+            hold = QuotaHold(
+                task_id=task_id, resource=resource, project=charge.project_id, amount=amount
+            )
+            session.add(hold)
 
 
 async def count_usage(
@@ -132,7 +151,7 @@ def _busy() -> ColumnElement[bool]:
         ImageProperty.image_id == Image.id,
         ImageProperty.name == IMPORT_LOCK,
         Task.id == ImageProperty.value,
-        Task.status.in_((TaskStatus.PENDING, TaskStatus.PROCESSING)),
+        Task.status.in_(UNFINISHED),
     )
     return or_(Image.status.in_(UPLOADING), copying, admitted)
 
@@ -155,8 +174,22 @@ def _stored_mib(project_id: str) -> Any:
         )
         .scalar_subquery()
     )
-    total = func.coalesce(func.sum(Image.size * copies), 0)
-    return select(total / MiB).where(_owned(project_id), Image.size > 0).scalar_subquery()
+    stored = (
+        select(func.coalesce(func.sum(Image.size * copies), 0))
+        .where(_owned(project_id), Image.size > 0)
+        .scalar_subquery()
+    )
+    held = (
+        select(func.coalesce(func.sum(QuotaHold.amount), 0))
+        .where(
+            QuotaHold.project == project_id,
+            QuotaHold.resource == Resource.IMAGE_SIZE_TOTAL,
+            Task.id == QuotaHold.task_id,
+            Task.status.in_(UNFINISHED),
+        )
+        .scalar_subquery()
+    )
+    return select((stored + held) / MiB).scalar_subquery()
 
 
 def _staged_mib(project_id: str) -> Any:
