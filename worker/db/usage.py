@@ -86,16 +86,23 @@ async def admit(
     holds: Mapping[Resource, int] | None = None,
 ) -> None:
     """In ``session``: hold the project's lock, count its usage, let ``judge`` decide; then
-    record ``holds`` (in bytes) for ``task_id``, counted while that task is unfinished."""
-    if not charge.deltas:
-        return
-    await lock_project(session, _LOCK_SPACE, charge.project_id)
-    judge(charge, await count_usage(session, charge.project_id, charge.deltas))
+    record ``holds`` (in bytes) for ``task_id``, counted while that task is unfinished.
+
+    Resources the charge adds nothing to are judged before the lock: they refuse a project
+    already over its limit and cannot be overrun by this request, so the project's other
+    requests need not wait for their counting.
+    """
+    project = charge.project_id
+    settled = {r: d for r, d in charge.deltas.items() if d <= 0}
+    if settled:
+        judge(Charge(project, settled), await count_usage(session, project, settled))
+    adding = {r: d for r, d in charge.deltas.items() if d > 0}
+    if adding:
+        await lock_project(session, _LOCK_SPACE, project)
+        judge(Charge(project, adding), await count_usage(session, project, adding))
     for resource, amount in (holds or {}).items():
         if task_id is not None and amount > 0:
-            hold = QuotaHold(
-                task_id=task_id, resource=resource, project=charge.project_id, amount=amount
-            )
+            hold = QuotaHold(task_id=task_id, resource=resource, project=project, amount=amount)
             session.add(hold)
 
 
