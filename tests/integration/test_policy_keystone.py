@@ -19,7 +19,7 @@ import pytest
 
 from tests.integration.conftest import fresh_postgres
 from tests.support.api import ApiProcess, running_api
-from tests.support.clients import Clients, Result, properties, table
+from tests.support.clients import Clients, properties, refused, table
 from tests.support.images import MiB, make_sparse_raw
 from tests.support.keystone import Cloud, Person, _person, send_json
 from tests.support.services import require_tcp
@@ -121,14 +121,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, keystone_cloud: Cloud) -> It
                 yield Stack(root, api, config, policy, source, keystone_cloud, uploader)
     finally:
         asyncio.run(delete_topology(topology))
-
-
-def refused(result: Result, status: int, *words: str) -> None:
-    said = result.stdout + result.stderr
-    assert result.returncode != 0, f"{' '.join(result.argv)} was not refused:\n{result}"
-    assert str(status) in said, said
-    for word in words:
-        assert word in said, said
 
 
 def test_the_guides_lock_down_and_open_up_files_decide_who_writes_metadefs(

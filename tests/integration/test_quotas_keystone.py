@@ -24,7 +24,7 @@ import pytest
 
 from tests.integration.conftest import fresh_postgres
 from tests.support.api import ApiProcess, running_api
-from tests.support.clients import Clients, Result, properties, table
+from tests.support.clients import Clients, Result, properties, refused, table
 from tests.support.images import MiB, make_sparse_raw
 from tests.support.keystone import REGION, Cloud, Keystone, Person, _person, send_json
 from tests.support.services import require_tcp
@@ -161,14 +161,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, keystone_cloud: Cloud) -> It
                 yield Stack(root, (first, second), config, source, keystone_cloud, service_id)
     finally:
         asyncio.run(delete_topology(topology))
-
-
-def refused(result: Result, status: int, *words: str) -> None:
-    said = result.stdout + result.stderr
-    assert result.returncode != 0, f"{' '.join(result.argv)} was not refused:\n{result}"
-    assert str(status) in said, said
-    for word in words:
-        assert word in said, said
 
 
 def _create(clients: Clients, name: str, *options: str) -> Result:

@@ -8,7 +8,7 @@ ended task or a deleted image held counts no more.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,6 +54,21 @@ def one_more(project: str, resource: Resource, limit: int) -> Admission:
     return admission
 
 
+def taker(records: Records, admission: Admission) -> Callable[[str], Awaitable[str | None]]:
+    """Start an import of an image under ``admission``: the task's id, or None if refused."""
+
+    async def take(image_id: str) -> str | None:
+        def plan(image: ImageRecord) -> NewTask:
+            return NewTask(TaskType.IMPORT, image.id, {"image_id": image.id})
+
+        try:
+            return (await records.locks.take_for_new_task(image_id, plan, admission)).id
+        except OverLimit:
+            return None
+
+    return take
+
+
 async def _image(
     records: Records, owner: str, status: str = "", size: int = 0, stores: tuple[str, ...] = ()
 ) -> str:
@@ -93,15 +108,7 @@ async def test_twenty_admissions_at_once_admit_three_until_one_ends(records: Rec
     images = [await _image(records, "p") for _ in range(20)]
     admission = one_more("p", Resource.IMAGE_COUNT_UPLOADING, 3)
 
-    async def take(image_id: str) -> str | None:
-        def plan(image: ImageRecord) -> NewTask:
-            return NewTask(TaskType.IMPORT, image.id, {"image_id": image.id})
-
-        try:
-            return (await records.locks.take_for_new_task(image_id, plan, admission)).id
-        except OverLimit:
-            return None
-
+    take = taker(records, admission)
     taken = [task for task in await asyncio.gather(*map(take, images)) if task]
 
     assert len(taken) == 3
@@ -143,15 +150,7 @@ async def test_admitted_imports_hold_what_they_will_store(records: Records) -> N
         held = {Resource.IMAGE_SIZE_TOTAL: 3 * MiB}
         await admit(session, charge, judge, task_id=task, holds=held)
 
-    async def take(image_id: str) -> str | None:
-        def plan(image: ImageRecord) -> NewTask:
-            return NewTask(TaskType.IMPORT, image.id, {"image_id": image.id})
-
-        try:
-            return (await records.locks.take_for_new_task(image_id, plan, admission)).id
-        except OverLimit:
-            return None
-
+    take = taker(records, admission)
     taken = [task for task in await asyncio.gather(*map(take, images)) if task]
 
     assert len(taken) == 2  # 3 + 3 MiB held; a third would store 9 > 7

@@ -82,6 +82,15 @@ class Clients:
         return Result(tuple(argv), done.returncode, done.stdout, done.stderr)
 
 
+def refused(result: Result, status: int, *words: str) -> None:
+    """Fail unless the client failed, said ``status`` and every one of ``words``."""
+    said = result.stdout + result.stderr
+    assert result.returncode != 0, f"{' '.join(result.argv)} was not refused:\n{result}"
+    assert str(status) in said, said
+    for word in words:
+        assert word in said, said
+
+
 def web_download(clients: Clients, name: str, uri: str, *options: str) -> str:
     """The guide's ``glance image-create-via-import ... --import-method web-download``
     (with ``--disk-format qcow2``, which the client requires); return the new image's id."""

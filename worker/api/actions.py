@@ -8,31 +8,34 @@ only (:mod:`worker.api.data`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from worker.api.common import visible_image
 from worker.api.errors import forbidden
 from worker.api.policy import enforce_on_image
 from worker.db.activation import NotAllowedInStatus
+from worker.tasks.services import Records
 
 
 async def deactivate(request: web.Request) -> web.Response:
     """``POST .../actions/deactivate``."""
-    state, _identity, image = await visible_image(request)
-    enforce_on_image(request, "deactivate", image)
-    try:
-        await state.records.activation.deactivate(image.id)
-    except NotAllowedInStatus as refused:
-        raise forbidden(str(refused)) from refused
-    return web.Response(status=204)
+    return await _act(request, "deactivate", lambda records: records.activation.deactivate)
 
 
 async def reactivate(request: web.Request) -> web.Response:
     """``POST .../actions/reactivate``."""
+    return await _act(request, "reactivate", lambda records: records.activation.reactivate)
+
+
+async def _act(
+    request: web.Request, rule: str, move: Callable[[Records], Callable[[str], Awaitable[None]]]
+) -> web.Response:
     state, _identity, image = await visible_image(request)
-    enforce_on_image(request, "reactivate", image)
+    enforce_on_image(request, rule, image)
     try:
-        await state.records.activation.reactivate(image.id)
+        await move(state.records)(image.id)
     except NotAllowedInStatus as refused:
         raise forbidden(str(refused)) from refused
     return web.Response(status=204)

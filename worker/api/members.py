@@ -83,12 +83,7 @@ async def update_member(request: web.Request) -> web.Response:
     """``PUT .../members/{member_id}`` ``{"status": ...}``: the member accepts or rejects."""
     state, identity, image = await visible_image(request)
     status = _status_of(await read_json(request, state.settings.api.max_json_bytes))
-    refusal = f"Not allowed to update members for image {image.id}."
-    if image.visibility != "shared":
-        raise forbidden(refusal)
-    member = await _lookup(request, image, hidden=False)
-    if not _may(request, "modify_member", image):
-        raise forbidden(refusal)
+    member = await _to_change(request, image, "update", "modify_member")
     if status not in tuple(MemberStatus):
         raise bad_request('Incorrect request: Status must be "pending", "accepted" or "rejected".')
     changed = await state.records.members.set_status(
@@ -100,14 +95,22 @@ async def update_member(request: web.Request) -> web.Response:
 async def delete_member(request: web.Request) -> web.Response:
     """``DELETE .../members/{member_id}``: stop sharing with that project."""
     state, identity, image = await visible_image(request)
-    refusal = f"Not allowed to delete members for image {image.id}."
+    member = await _to_change(request, image, "delete", "delete_member")
+    await state.records.members.remove(image.id, member.member_id, identity)
+    return web.Response(status=204)
+
+
+async def _to_change(
+    request: web.Request, image: ImageRecord, verb: str, rule: str
+) -> MemberRecord:
+    """The member of the path, if the caller may ``rule`` it; 403 in Glance's words."""
+    refusal = f"Not allowed to {verb} members for image {image.id}."
     if image.visibility != "shared":
         raise forbidden(refusal)
     member = await _lookup(request, image, hidden=False)
-    if not _may(request, "delete_member", image):
+    if not _may(request, rule, image):
         raise forbidden(refusal)
-    await state.records.members.remove(image.id, member.member_id, identity)
-    return web.Response(status=204)
+    return member
 
 
 async def _lookup(request: web.Request, image: ImageRecord, hidden: bool = True) -> MemberRecord:
