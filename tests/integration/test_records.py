@@ -27,9 +27,9 @@ from worker.db.catalog import NewImage, SqlCatalog
 from worker.db.engine import create_engine, create_sessionmaker
 from worker.db.images import SqlImageRepository
 from worker.db.locks import SqlImportLocks
-from worker.db.models import Base
 from worker.db.schema import SCHEMA_HEAD, current_revision, upgrade
 from worker.db.tasks import NewTask, SqlTaskRepository, TaskEnd
+from worker.migrations.tables import Base
 
 GLANCE_TABLES = {
     "images",

@@ -8,8 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from worker.db.engine import create_engine
-from worker.db.metadefs import models as _metadef_tables  # noqa: F401  (their metadata)
-from worker.db.models import Base
+from worker.migrations.tables import Base
 
 target_metadata = Base.metadata
 

@@ -22,7 +22,7 @@ def upgrade() -> None:
         "cache_nodes",
         sa.Column("name", sa.String(255), primary_key=True),
         sa.Column("url", sa.Text(), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True)),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
         "cache_entries",
@@ -37,7 +37,7 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger()),
         sa.Column("hits", sa.Integer(), nullable=False),
         sa.Column("last_accessed", sa.DateTime(timezone=True)),
-        sa.Column("last_modified", sa.DateTime(timezone=True)),
+        sa.Column("last_modified", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_cache_entries_image_id", "cache_entries", ["image_id"])
 
