@@ -49,5 +49,5 @@ def test_the_console_script_keeps_each_commands_status_and_output(tmp_path: Path
         check=False,
         timeout=60,
     )
-    assert missing.returncode == 1
+    assert missing.returncode == 2  # a configuration problem: CONFIGURATION_REFUSED
     assert "no such configuration file" in missing.stderr

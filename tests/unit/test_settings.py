@@ -119,8 +119,8 @@ def test_a_read_command_reports_a_database_typo(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('[database]\nulr = "sqlite:///elsewhere.db"\n')
     result = CliRunner().invoke(main, ["--config", str(config), "list"], env={})
-    assert result.exit_code == 1
-    assert "database.ulr: Extra inputs are not permitted" in result.output
+    assert result.exit_code == 2
+    assert "database.ulr: unknown key in [database]; did you mean url?" in result.output
 
 
 def test_notifications_are_glance_s_defaults_and_off() -> None:

@@ -41,6 +41,8 @@ def config_check(env: Env) -> None:
         sys.exit(CONFIGURATION_REFUSED)
     click.echo(f"configuration OK: {source}")
     click.echo(f"  database {settings.database.url}")
+    if (shared := settings.database.shared_use_warning()) is not None:
+        click.echo(f"  WARNING  {shared}")
     click.echo(f"  broker   {settings.broker.url} queue {settings.broker.queue}")
     stores = ", ".join(
         f"{name} ({config.type})" for name, config in settings.stores.backends.items()

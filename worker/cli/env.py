@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from worker.config.source import CONFIGURATION_REFUSED
+
 if TYPE_CHECKING:
     from flows.errors import ImportFailed
     from flows.observer import FlowObserver
@@ -23,6 +25,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DISK_FORMATS = ("raw", "qcow2", "vmdk", "vhd", "vhdx", "vdi", "iso", "ploop")
+
+
+class ConfigurationRefused(click.ClickException):
+    """The configuration cannot be used: its message lists what to change (exit status 2,
+    on which the systemd units do not restart)."""
+
+    exit_code = CONFIGURATION_REFUSED
 
 
 class Env:
@@ -41,7 +50,7 @@ class Env:
             try:
                 self._settings = load_settings(self.config)
             except ConfigError as exc:
-                raise click.ClickException(str(exc)) from exc
+                raise ConfigurationRefused(str(exc)) from exc
         return self._settings
 
     @property
@@ -55,9 +64,9 @@ class Env:
             from worker.config.source import ConfigError, plain_database_url, read_config
 
             try:
-                url = plain_database_url(read_config(self.config)[0])
+                url = plain_database_url(read_config(self.config).data)
             except ConfigError as exc:
-                raise click.ClickException(str(exc)) from exc
+                raise ConfigurationRefused(str(exc)) from exc
             if url is not None:
                 return url
         return self.settings.database.url

@@ -32,10 +32,13 @@ from flows.signing.config import SignatureSettings
 from flows.stores.file import FileStoreConfig
 from flows.stores.rbd_config import RbdStoreConfig
 from worker.config.address import LOOPBACK, IpNetwork, parse_address, parse_network
-from worker.config.source import DEFAULT_DATABASE_URL, ENV_PREFIX, read_config
+from worker.config.keys import misspelt_variables, unknown_keys, without
+from worker.config.source import DEFAULT_DATABASE_URL, ENV_PREFIX, RawConfig, read_config
 from worker.config.source import ConfigError as ConfigError  # raised by load_settings
 
 StoreConfig = Annotated[FileStoreConfig | RbdStoreConfig, Field(discriminator="type")]
+#: The table each ``[stores.NAME] type`` declares.
+STORE_TYPES: dict[str, type] = {"file": FileStoreConfig, "rbd": RbdStoreConfig}
 
 
 class _Section(BaseModel):
@@ -48,6 +51,17 @@ class DatabaseSettings(_Section):
     url: str = DEFAULT_DATABASE_URL
     #: Create or upgrade the schema when the worker starts.
     auto_upgrade: bool = True
+
+    def shared_use_warning(self) -> str | None:
+        """What is wrong with ``url`` for processes that share the records (``imgworker
+        api`` and its workers), or None: SQLite is a file for one process."""
+        if not self.url.startswith("sqlite"):
+            return None
+        return (
+            f"[database] url is SQLite ({self.url}), which is for one process "
+            "(imgworker import): imgworker api and its workers share the records, so point "
+            "[database] url at PostgreSQL (deploy/dev/stack.sh up makes one)"
+        )
 
 
 class BrokerSettings(_Section):
@@ -548,19 +562,40 @@ class Settings(BaseModel):
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Read the TOML file (``path``, else ``$IMGWORKER_CONFIG``, else none) plus overrides."""
-    data, source = read_config(path, environ)
+    """Read the TOML file (``path``, else ``$IMGWORKER_CONFIG``, else none) plus overrides.
+
+    Raises :class:`ConfigError` listing every problem: each unknown key (with the nearest
+    declared one) and each value validation refuses, with where it was set.
+    """
+    raw = read_config(path, environ)
+    unknown = unknown_keys(Settings, raw.data, STORE_TYPES, raw.variables)
+    problems = [found.describe() for found in unknown]
+    problems += misspelt_variables(Settings, raw.unused, ENV_PREFIX)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(without(raw.data, unknown))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from exc
+        problems += _validation_problems(exc, raw)
+    if problems:
+        raise ConfigError(_describe(problems, raw.source))
+    return settings
 
 
-def _describe(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: {error.error_count()} problem(s) in the configuration:"]
+def _validation_problems(error: ValidationError, raw: RawConfig) -> list[str]:
+    problems = []
     for problem in error.errors():
-        where = ".".join(str(part) for part in problem["loc"] if part != "backends")
-        lines.append(f"  - {where or '(top level)'}: {problem['msg']}")
+        path = tuple(str(part) for part in problem["loc"] if part != "backends")
+        if path[:1] == ("stores",) and len(path) > 3 and path[2] in STORE_TYPES:
+            # pydantic names the store type it validated against: not a key.
+            path = (*path[:2], *path[3:])
+        variable = raw.variables.get(path)
+        where = f" (set by {variable})" if variable else ""
+        problems.append(f"{'.'.join(path) or '(top level)'}: {problem['msg']}{where}")
+    return problems
+
+
+def _describe(problems: list[str], source: str) -> str:
+    lines = [f"{source}: {len(problems)} problem(s) in the configuration:"]
+    lines += [f"  - {problem}" for problem in problems]
     lines.append(
         f"  (each key may come from the file or from {ENV_PREFIX}<SECTION>__<KEY> variables)"
     )
