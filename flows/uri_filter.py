@@ -146,16 +146,22 @@ def _vet_before_resolving(uri: str, policy: SafetyPolicy) -> _Parsed:
     shown = display(url)
     scheme = (url.scheme or "").lower()
     if not scheme or (policy.allowed_schemes and scheme not in policy.allowed_schemes):
-        allowed = ", ".join(policy.allowed_schemes) or "none"
         raise SafetyRefusal(
             "uri_scheme",
-            f"{shown}: scheme {scheme or '(none)'!r} is not allowed (allowed: {allowed})",
+            f"{shown}: scheme {scheme or '(none)'!r} is not allowed "
+            f"({_setting('allowed_schemes', policy.allowed_schemes)})",
         )
     if scheme in policy.disallowed_schemes:
-        raise SafetyRefusal("uri_scheme", f"{shown}: scheme {scheme!r} is disallowed")
+        raise SafetyRefusal(
+            "uri_scheme",
+            f"{shown}: scheme {scheme!r} is disallowed "
+            f"({_setting('disallowed_schemes', policy.disallowed_schemes)})",
+        )
     if url.user is not None or url.password is not None:
         raise SafetyRefusal(
-            "uri_host", f"{shown}: credentials in the URI are refused (they would be logged)"
+            "uri_host",
+            f"{shown}: credentials in the URI are refused (they would be logged); give a URI "
+            "without user or password",
         )
     host = (url.raw_host or "").lower().rstrip(".")
     if not host:
@@ -164,17 +170,32 @@ def _vet_before_resolving(uri: str, policy: SafetyPolicy) -> _Parsed:
     names = {host} | ({str(literal)} if literal is not None else set())
     allowed_hosts = {h.lower() for h in policy.allowed_hosts}
     if allowed_hosts and not names & allowed_hosts:
-        raise SafetyRefusal("uri_host", f"{shown}: host {host!r} is not in the allowed hosts")
+        raise SafetyRefusal(
+            "uri_host",
+            f"{shown}: host {host!r} is not in the allowed hosts "
+            f"({_setting('allowed_hosts', policy.allowed_hosts)}); add it there to allow it",
+        )
     if names & {h.lower() for h in policy.disallowed_hosts}:
-        raise SafetyRefusal("uri_host", f"{shown}: host {host!r} is disallowed")
+        raise SafetyRefusal(
+            "uri_host",
+            f"{shown}: host {host!r} is disallowed "
+            f"({_setting('disallowed_hosts', policy.disallowed_hosts)})",
+        )
     port = url.explicit_port or DEFAULT_PORTS.get(scheme)
     if port is None:
         raise SafetyRefusal("uri_port", f"{shown}: no port given and none known for {scheme!r}")
     if policy.allowed_ports and port not in policy.allowed_ports:
-        allowed = ", ".join(str(p) for p in policy.allowed_ports)
-        raise SafetyRefusal("uri_port", f"{shown}: port {port} is not allowed (allowed: {allowed})")
+        raise SafetyRefusal(
+            "uri_port",
+            f"{shown}: port {port} is not allowed "
+            f"({_setting('allowed_ports', policy.allowed_ports)}); add {port} there to allow it",
+        )
     if port in policy.disallowed_ports:
-        raise SafetyRefusal("uri_port", f"{shown}: port {port} is disallowed")
+        raise SafetyRefusal(
+            "uri_port",
+            f"{shown}: port {port} is disallowed "
+            f"({_setting('disallowed_ports', policy.disallowed_ports)})",
+        )
     return _Parsed(url, shown, host, port, literal, frozenset(names))
 
 
@@ -189,7 +210,8 @@ def _vet_addresses(
                 raise SafetyRefusal(
                     "uri_address",
                     f"{found.shown}: host {found.host!r} resolves to {address}, {reason}; "
-                    "downloads from internal addresses are refused",
+                    "downloads from internal addresses are refused: list the host in "
+                    "[safety] trusted_hosts to allow it (an internal mirror)",
                 )
     return VettedTarget(
         url=found.url,
@@ -197,6 +219,12 @@ def _vet_addresses(
         port=found.port,
         addresses=tuple(str(a) for a in addresses),
     )
+
+
+def _setting(key: str, values: tuple[str, ...] | tuple[int, ...]) -> str:
+    """How a refusal names the setting that decided it: ``[safety] allowed_ports = [80, 443]``."""
+    listed = ", ".join(f'"{v}"' if isinstance(v, str) else str(v) for v in values)
+    return f"[safety] {key} = [{listed}]"
 
 
 def _resolve(found: _Parsed) -> list[IPAddress]:

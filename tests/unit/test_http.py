@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.services import require_program
 from tests.support.settings import make_settings
-from worker.config.address import local_url
+from worker.config.address import local_url, parse_address
 from worker.config.settings import Settings
 from worker.daemon import http as daemon_http
 from worker.daemon.http import (
@@ -24,7 +24,6 @@ from worker.daemon.http import (
     Health,
     bound_address,
     drain_permitted,
-    parse_address,
     start_http,
 )
 from worker.daemon.metrics import Metrics

@@ -120,7 +120,7 @@ async def test_a_refusal_ends_the_wait(slept: list[float]) -> None:
     with pytest.raises(DependencyRefused) as refused:
         await reach(dependency, attempt, waiting)
     assert str(refused.value) == (
-        "the database at postgresql+asyncpg://me:***@db/imgworker refused this worker: "
+        "the database at postgresql+asyncpg://me:***@db/imgworker refused the connection: "
         'DriverError: password authentication failed for user "me"; '
         "fix the user, password or database name in [database] url"
     )

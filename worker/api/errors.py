@@ -102,14 +102,20 @@ def status_of(error: ImportFailed) -> int:
 
 
 def error_response(request: web.Request, status: int, message: str) -> web.Response:
-    """Glance's error body: JSON when the client accepts it, else a small HTML page."""
+    """Glance's error body: JSON when the client accepts it, else a small HTML page.
+
+    The page escapes only ``&``, ``<`` and ``>``: python-glanceclient prints the page's text
+    with the tags stripped and the entities left as they are, so an escaped quote would
+    reach the user as ``&#x27;``.
+    """
     phrase = HTTPStatus(status).phrase
     if "application/json" in request.headers.get("Accept", ""):
         body = {"message": message, "code": f"{status} {phrase}", "title": phrase}
         return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+    text = html.escape(message, quote=False)
     page = (
         f"<html>\n <head>\n  <title>{status} {phrase}</title>\n </head>\n <body>\n"
-        f"  <h1>{status} {phrase}</h1>\n  {html.escape(message)}<br /><br />\n\n\n\n"
+        f"  <h1>{status} {phrase}</h1>\n  {text}<br /><br />\n\n\n\n"
         " </body>\n</html>"
     )
     return web.Response(status=status, text=page, content_type="text/html", charset="UTF-8")

@@ -11,7 +11,7 @@ from flows.errors import SafetyRefusal, SourceUnavailable
 from flows.request import COPY_IMAGE, WEB_DOWNLOAD, parse_import_request
 from flows.stores.file import FileStoreConfig
 from flows.targets import resolve_targets
-from flows.uri_filter import display, vet_uri
+from flows.uri_filter import vet_uri
 from worker.api.bodies import read_json_object
 from worker.api.common import json_response, visible_image
 from worker.api.errors import bad_request
@@ -80,9 +80,8 @@ async def _vet_download(state: ApiState, uri: str) -> None:
     try:
         await vet_uri(uri, state.settings.safety)
     except (SafetyRefusal, SourceUnavailable) as refusal:
-        raise bad_request(
-            f"URI for web-download does not pass filtering: {display(uri)}: {refusal}"
-        ) from refusal
+        # The refusal names the URI (without credentials or query) and the setting.
+        raise bad_request(f"URI for web-download does not pass filtering: {refusal}") from refusal
 
 
 async def import_info(request: web.Request) -> web.Response:

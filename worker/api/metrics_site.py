@@ -8,11 +8,14 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from worker.config.address import parse_address
+from worker.daemon.listening import listen
 
 
-async def start_metrics(listen: str, registry: CollectorRegistry) -> web.AppRunner:
-    """Serve ``registry`` on ``listen``; stop it with ``await runner.cleanup()``."""
+async def start_metrics(address: str, registry: CollectorRegistry) -> web.AppRunner:
+    """Serve ``registry`` on ``address``; stop it with ``await runner.cleanup()``.
+
+    Raises :class:`~worker.daemon.listening.CannotListen` when the address cannot be bound.
+    """
 
     async def metrics(request: web.Request) -> web.Response:
         body = await asyncio.to_thread(generate_latest, registry)
@@ -23,8 +26,7 @@ async def start_metrics(listen: str, registry: CollectorRegistry) -> web.AppRunn
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        host, port = parse_address(listen)
-        await web.TCPSite(runner, host, port).start()
+        await listen(runner, address, "[api] metrics_listen")
     except BaseException:
         await runner.cleanup()
         raise

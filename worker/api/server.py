@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 
+import aio_pika
 from aiohttp import web
 
 from worker.api.app import build_app, close_state, load_policy, open_state
@@ -16,10 +17,10 @@ from worker.api.policies.files import PolicyFileError
 from worker.api.policies.watcher import watching
 from worker.api.state import ApiState
 from worker.cache.errors import CacheDirectoryUnusable
-from worker.config.address import parse_address
 from worker.config.settings import Settings
-from worker.config.source import CONFIGURATION_REFUSED
-from worker.daemon.startup import DependencyRefused, database, reach
+from worker.config.source import CANNOT_LISTEN, CONFIGURATION_REFUSED
+from worker.daemon.listening import CannotListen, listen
+from worker.daemon.startup import DependencyRefused, broker, database, look_once, reach
 from worker.notifications.relay import notification_relay, process_relay_id
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,17 @@ async def serve(settings: Settings) -> None:
     """Listen on ``[api] listen`` until a signal asks to stop.
 
     The database is waited for with backoff (one log line per attempt) when it is not up
-    yet; the broker is connected on first use, so it may come later still. The policy files
+    yet; the broker is looked at once — a refused login or virtual host stops the start
+    (DependencyRefused) — and connected on first use, so it may come later still. The policy files
     are read first: a file that cannot be applied stops the start (PolicyFileError).
     """
     policy = load_policy(settings)
     state = await reach(database(settings.database.url), lambda: open_state(settings, policy), {})
+    try:
+        await look_once(broker(settings.broker.url), lambda: _reach_broker(settings))
+    except BaseException:
+        await close_state(state)
+        raise
     try:
         async with (
             notification_relay(settings, state.records.notifications, process_relay_id("api")),
@@ -45,6 +52,13 @@ async def serve(settings: Settings) -> None:
             await _serve_until_signalled(settings, state)
     finally:
         await close_state(state)
+
+
+async def _reach_broker(settings: Settings) -> None:
+    """Log in to the broker and leave: credentials and virtual host are checked at start, the
+    task queue is used on first import."""
+    connection = await aio_pika.connect(settings.broker.url, timeout=10)
+    await connection.close()
 
 
 async def _serve_until_signalled(settings: Settings, state: ApiState) -> None:
@@ -57,8 +71,7 @@ async def _serve_until_signalled(settings: Settings, state: ApiState) -> None:
     try:
         if settings.api.metrics_listen:
             metrics = await start_metrics(settings.api.metrics_listen, state.registry)
-        host, port = parse_address(settings.api.listen)
-        await web.TCPSite(runner, host, port).start()
+        await listen(runner, settings.api.listen, "[api] listen")
         address = runner.addresses[0]
         log.info(
             "imgworker api (auth %s) listening on %s:%s",
@@ -105,13 +118,15 @@ async def _until_signalled() -> None:
 
 def run_api(settings: Settings) -> int:
     """``imgworker api``: the exit status (2 when its exposure or the database refuses it, or
-    a policy file cannot be applied)."""
+    a policy file cannot be applied; 3 when ``[api] listen`` cannot be listened on)."""
     exposure = exposure_of(settings.api)
     if (refusal := exposure.refusal()) is not None:
         log.error("cannot start: %s", refusal)
         return CONFIGURATION_REFUSED
     for warning in exposure.warnings():
         log.warning(warning)
+    if (shared := settings.database.shared_use_warning()) is not None:
+        log.warning("%s", shared)
     try:
         asyncio.run(serve(settings))
     except (DependencyRefused, CacheDirectoryUnusable) as refused:
@@ -120,4 +135,7 @@ def run_api(settings: Settings) -> int:
     except PolicyFileError as refused:
         log.error("cannot start: policy not applied: %s", refused)
         return CONFIGURATION_REFUSED
+    except CannotListen as refused:
+        log.error("cannot start: %s", refused)
+        return CANNOT_LISTEN
     return 0

@@ -22,11 +22,12 @@ from typing import TypeVar
 
 from flows.background import cancel_and_wait
 from worker.config.settings import Settings
-from worker.config.source import CONFIGURATION_REFUSED
+from worker.config.source import CANNOT_LISTEN, CONFIGURATION_REFUSED
 from worker.daemon import startup
 from worker.daemon.client import LazyPublisher
 from worker.daemon.consumer import Consumer
 from worker.daemon.http import Health, bound_address, start_http
+from worker.daemon.listening import CannotListen
 from worker.daemon.logs import log_uncaught
 from worker.daemon.metrics import Metrics
 from worker.daemon.startup import DependencyRefused, reach
@@ -171,15 +172,21 @@ class Daemon:
 
 
 def run_daemon(settings: Settings) -> int:
-    """``imgworker run``: the daemon's exit status (2 when a dependency refuses it).
+    """``imgworker run``: the daemon's exit status (2 when a dependency refuses it, 3 when
+    ``[worker] http`` cannot be listened on).
 
     Everything it reports goes through logging, one JSON object per line when so configured:
     a refusal is one error line, anything unforeseen one critical record with its traceback.
     """
     log_uncaught()
+    if (warning := settings.database.shared_use_warning()) is not None:
+        log.warning("%s", warning)
     try:
         asyncio.run(Daemon(settings).run())
     except DependencyRefused as refused:
         log.error("cannot start: %s", refused)
         return CONFIGURATION_REFUSED
+    except CannotListen as refused:
+        log.error("cannot start: %s", refused)
+        return CANNOT_LISTEN
     return 0

@@ -24,8 +24,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flows.errors import TerminalError
 from flows.qemu import qemu_img_path
-from worker.config.address import LOOPBACK, parse_address, within
+from worker.config.address import LOOPBACK, within
 from worker.config.settings import Settings
+from worker.daemon.listening import listen
 from worker.daemon.logs import one_line
 from worker.daemon.metrics import Metrics
 
@@ -59,10 +60,11 @@ async def start_http(
 ) -> web.AppRunner:
     """Serve the endpoints on ``[worker] http``; stop them with ``await runner.cleanup()``.
 
+    Raises :class:`~worker.daemon.listening.CannotListen` when that address cannot be bound.
+
     ``check_database`` raises when the database does not answer; ``on_drain`` starts a
     graceful drain and returns at once.
     """
-    host, port = parse_address(settings.worker.http)
     endpoints = _Endpoints(settings, metrics, health, check_database, on_drain)
     app = web.Application()
     app.add_routes(
@@ -77,7 +79,7 @@ async def start_http(
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await listen(runner, settings.worker.http, "[worker] http")
     except BaseException:
         await runner.cleanup()
         raise

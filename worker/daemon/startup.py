@@ -25,7 +25,7 @@ from yarl import URL
 
 from flows.errors import RecordsUnavailable
 from worker.daemon.logs import one_line
-from worker.db.outages import innermost, sqlstate
+from worker.db.outages import causes, innermost, sqlstate
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,11 @@ BROKER_REFUSALS: Final = (
     aiormq.exceptions.IncompatibleProtocolError,
     aiormq.exceptions.ChannelPreconditionFailed,
     aiormq.exceptions.ChannelAccessRefused,
+)
+#: Refusals of the login itself (the user or the password).
+LOGIN_REFUSALS: Final = (
+    aiormq.exceptions.AuthenticationError,
+    aiormq.exceptions.ProbableAuthenticationError,
 )
 #: SQLSTATEs of a database that will never accept this configuration: class 28 (invalid
 #: authorization: unknown role, wrong password, no pg_hba entry), 3D000 (no such database),
@@ -83,17 +88,49 @@ class Dependency:
     #: Libraries that log each failed connection themselves (a traceback, a "reconnecting
     #: in 5 s" that is not what happens); quiet while an attempt runs.
     chatty_loggers: tuple[str, ...] = ()
+    #: What a refusal means, when its type tells more than the library's words.
+    explain: Callable[[BaseException], str | None] = lambda _error: None
+
+    def refusal(self, error: BaseException) -> str:
+        """One line: who refused, why, and what to change."""
+        why = self.explain(error)
+        if why is not None:
+            return f"the {self.name} at {self.where} {why}"
+        return (
+            f"the {self.name} at {self.where} refused the connection: "
+            f"{one_line(innermost(error))}; {self.fix}"
+        )
 
 
-def broker(url: str) -> Dependency:
-    """The RabbitMQ at ``url``."""
+def broker(url: str, setting: str = "[broker] url") -> Dependency:
+    """The RabbitMQ at ``url`` (the value of ``setting``)."""
     return Dependency(
         "broker",
         _hide_password(url),
-        "fix the user, password or virtual host in [broker] url",
+        f"fix the user, password or virtual host in {setting}",
         broker_refused,
         ("aiormq.connection", "aio_pika.connection", "aio_pika.robust_connection"),
+        lambda error: _broker_refusal(error, url, setting),
     )
+
+
+def _broker_refusal(error: BaseException, url: str, setting: str) -> str | None:
+    """What RabbitMQ refused, by the error's type: the login, or the virtual host (its
+    ``Connection.Close`` answering ``Connection.Open`` arrives as an unexpected frame)."""
+    refusal = next((c for c in causes(error) if isinstance(c, BROKER_REFUSALS)), None)
+    if isinstance(refusal, LOGIN_REFUSALS):
+        return (
+            f"refused the user or password (ACCESS_REFUSED); fix the user and password in {setting}"
+        )
+    if isinstance(refusal, aiormq.exceptions.InvalidFrameError):
+        parsed = URL(url)
+        vhost = parsed.path[1:] or "/"
+        return (
+            f"refused virtual host {vhost!r}: it does not exist, or user {parsed.user!r} may "
+            f"not use it; fix the virtual host (the path after the port) in {setting}, or "
+            f"grant access: rabbitmqctl set_permissions -p {vhost} {parsed.user} '.*' '.*' '.*'"
+        )
+    return None
 
 
 def database(url: str) -> Dependency:
@@ -173,10 +210,7 @@ async def reach(
                     return await attempt()
             except TROUBLE as exc:
                 if dependency.refused(exc):
-                    raise DependencyRefused(
-                        f"the {dependency.name} at {dependency.where} refused this worker: "
-                        f"{one_line(innermost(exc))}; {dependency.fix}"
-                    ) from exc
+                    raise DependencyRefused(dependency.refusal(exc)) from exc
                 delay = backoff.next()
                 problem = (
                     f"{dependency.name} unreachable at {dependency.where}: "
@@ -187,6 +221,24 @@ async def reach(
                 await asyncio.sleep(delay)
     finally:
         waiting.pop(dependency.name, None)
+
+
+async def look_once(dependency: Dependency, attempt: Callable[[], Awaitable[object]]) -> None:
+    """Try ``dependency`` once: raise :class:`DependencyRefused` if it refuses the
+    configuration; if it is only unreachable, log one warning and return (it is used later,
+    when it may be back)."""
+    try:
+        with _quiet(dependency.chatty_loggers):
+            await attempt()
+    except TROUBLE as exc:
+        if dependency.refused(exc):
+            raise DependencyRefused(dependency.refusal(exc)) from exc
+        log.warning(
+            "%s unreachable at %s for now: %s",
+            dependency.name,
+            dependency.where,
+            one_line(innermost(exc)),
+        )
 
 
 def _hide_password(url: str) -> str:

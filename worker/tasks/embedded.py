@@ -33,6 +33,7 @@ from flows.request import (
 )
 from flows.requester import RequestContext
 from flows.sources.prefetch import Prefetch
+from flows.uri_filter import vet_uri
 from worker.db.catalog import NewImage
 from worker.tasks.deletion import run_delete_task
 from worker.tasks.runner import TaskOutcome, run_task
@@ -74,6 +75,10 @@ async def import_image(
     """
     if (file is None) == (uri is None):
         raise InvalidRequest("give exactly one source: a file or a URI")
+    if uri is not None:
+        # Refused before anything is recorded: no image is left behind for a URI that
+        # could never be imported (the stage step checks it again, redirects included).
+        await vet_uri(uri, services.settings.safety)
     requester = requester or RequestContext()
     image = await services.records.catalog.create(
         NewImage(
@@ -83,16 +88,6 @@ async def import_image(
             container_format=container_format,
         )
     )
-    if file is not None:
-        try:
-            await stage_upload(
-                services.images, services.settings.staging.dir, image.id, file, services.observer
-            )
-        except Exception:
-            # The file never made it in (the staging area is full, say): nothing is left
-            # behind, not even the image just made for it.
-            await _forget(services, image.id)
-            raise
     request = ImportRequest(
         method=GLANCE_DIRECT if file is not None else WEB_DOWNLOAD,
         uri=uri,
@@ -101,7 +96,18 @@ async def import_image(
         all_stores=all_stores,
         all_stores_must_succeed=not allow_failure,
     )
-    return await _submit_and_run(services, image.id, request, requester, prefetch)
+    try:
+        if file is not None:
+            await stage_upload(
+                services.images, services.settings.staging.dir, image.id, file, services.observer
+            )
+        task = await _submit(services, image.id, request, requester)
+    except Exception:
+        # The file never made it in (the staging area is full, say), or the request was
+        # refused (an unknown store): nothing is left behind, not even the image made for it.
+        await _forget(services, image.id)
+        raise
+    return await _run(services, task, requester, prefetch)
 
 
 async def copy_image(
@@ -145,28 +151,43 @@ async def delete_from_store(services: Services, image_id: str, store: str) -> Ta
 
 
 async def _forget(services: Services, image_id: str) -> None:
-    """Delete the image ``import_image`` made, when its data could not be staged."""
+    """Delete the image ``import_image`` made, when its data or request was refused."""
     try:
         await delete_image(services, image_id)
     except Exception:
-        log.warning("image %s, made for a file that was not staged, remains", image_id)
+        log.warning("image %s, made for an import that was refused, remains", image_id)
 
 
 async def _submit_and_run(
-    services: Services,
-    image_id: str,
-    request: ImportRequest,
-    requester: RequestContext,
-    prefetch: Prefetch | None = None,
+    services: Services, image_id: str, request: ImportRequest, requester: RequestContext
 ) -> EmbeddedResult:
+    task = await _submit(services, image_id, request, requester)
+    return await _run(services, task, requester)
+
+
+async def _submit(
+    services: Services, image_id: str, request: ImportRequest, requester: RequestContext
+) -> TaskRecord:
+    """Take the image's lock and record the task, as the API does before publishing."""
     rules = SubmissionRules.from_settings(services.settings)
     task = await submit_import(
         services.records, rules, image_id=image_id, request=request, requester=requester
     )
     await announce_run(services.records, task.id)
+    return task
+
+
+async def _run(
+    services: Services,
+    task: TaskRecord,
+    requester: RequestContext,
+    prefetch: Prefetch | None = None,
+) -> EmbeddedResult:
+    """Run the submitted ``task`` here; the image and task as they ended."""
     outcome = await run_task(
         services, task.id, requester=requester, final_attempt=True, prefetch=prefetch
     )
+    image_id = str(task.image_id)
     return EmbeddedResult(
         image=await services.images.get(image_id),
         task=await services.tasks.get(task.id),
