@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Generic, Protocol, TypeVar
 
-from flows.errors import TransientError
+from flows.errors import NotFound, TransientError
 from flows.states import StepResult
 
 ContextT = TypeVar("ContextT")
@@ -157,6 +157,12 @@ class Flow(Generic[ContextT]):
             except Exception as failure:
                 # A revert that fails must not hide the original error, nor stop the others.
                 # An outage (the records, a store) is one line: the task is retried later.
+                if isinstance(failure, NotFound):
+                    # What the revert would undo is gone (the image was deleted meanwhile):
+                    # nothing is left to undo, which is what reverting wants.
+                    log.info("revert of step %s: nothing to undo: %s", step.name, failure)
+                    timer.step_finished(step.name, time.monotonic() - started, StepResult.REVERTED)
+                    continue
                 if isinstance(failure, TransientError):
                     log.warning("revert of step %s failed: %s", step.name, failure)
                 else:

@@ -296,8 +296,10 @@ class Consumer:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def close(self) -> None:
-        """Close the broker connection."""
+        """Close the broker connection (a close asked for here is no loss to report)."""
         if self._connection is not None:
+            self._connection.close_callbacks.discard(self._on_close)
+            self._attached(False)
             await self._connection.close()
 
 

@@ -36,15 +36,30 @@ def alembic_config(url: str) -> Config:
 
 
 async def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the schema at ``url`` to ``revision``.
+    """Bring the schema at ``url`` to ``revision``, saying so in one log line.
 
     Alembic's async environment runs its own event loop, so the upgrade runs in a thread.
+    Alembic's own lines (its plugins set up, its implementation chosen, each migration) are
+    kept below INFO: a fresh database's first start reports one line, not a dozen.
     """
     import asyncio
+    import logging
 
     from alembic import command
 
-    await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+    before = await current_revision(url)
+    alembic = logging.getLogger("alembic")
+    level = alembic.level
+    alembic.setLevel(logging.WARNING)
+    try:
+        await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+    finally:
+        alembic.setLevel(level)
+    after = await current_revision(url)
+    if after != before:
+        logging.getLogger(__name__).info(
+            "database schema upgraded from %s to %s", before or "(empty)", after
+        )
 
 
 async def upgrade_if_behind(engine: AsyncEngine, url: str) -> None:
