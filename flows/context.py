@@ -11,7 +11,7 @@ from flows.errors import LockLost, NotFound
 from flows.events import Announcement, EventType, NullEvents, UploadFailure
 from flows.fanout import FanOut
 from flows.lease import Lease
-from flows.observer import FlowObserver, NullObserver
+from flows.observer import FlowObserver, NullObserver, Tee
 from flows.ports import ImageEvents, ImageRepository, TaskRepository
 from flows.progress import Progress
 from flows.records import DataFacts, Hold, ImageFormats, ImageRecord
@@ -42,7 +42,7 @@ class ImportContext:
     #: Who asked for the import (the message's ``context``).
     requester: RequestContext = field(default_factory=RequestContext)
 
-    #: Bytes moved so far (the task's progress message).
+    #: What the import is doing now (the task's progress message).
     progress: Progress = field(default_factory=Progress)
     #: The task's hold on the image, held by the runner around the whole flow.
     lease: Lease | None = None
@@ -82,6 +82,10 @@ class ImportContext:
     activation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: The one read of the data shared by the stores being written at once, while they are.
     fanout: FanOut | None = None
+
+    def __post_init__(self) -> None:
+        # The progress counts what the observer is told, whoever the observer is.
+        self.observer = Tee(self.observer, self.progress)
 
     @property
     def hold(self) -> Hold:

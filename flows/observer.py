@@ -72,3 +72,56 @@ class NullObserver:
 
     def lock_taken_over(self) -> None:
         """Ignore."""
+
+
+class Tee:
+    """Hands every report to each of ``observers`` in turn (the flow's metrics or terminal,
+    and the import's own :class:`~flows.progress.Progress`)."""
+
+    def __init__(self, *observers: FlowObserver) -> None:
+        self._observers = observers
+
+    def step_finished(self, step: str, seconds: float, result: StepResult) -> None:
+        """Forward."""
+        for observer in self._observers:
+            observer.step_finished(step, seconds, result)
+
+    def phase_started(self, phase: str, total_bytes: int | None) -> None:
+        """Forward."""
+        for observer in self._observers:
+            observer.phase_started(phase, total_bytes)
+
+    def phase_advanced(self, phase: str, count: int) -> None:
+        """Forward."""
+        for observer in self._observers:
+            observer.phase_advanced(phase, count)
+
+    def bytes_downloaded(self, method: str, count: int) -> None:
+        """Forward."""
+        for observer in self._observers:
+            observer.bytes_downloaded(method, count)
+
+    def bytes_written(self, store: str, count: int) -> None:
+        """Forward."""
+        for observer in self._observers:
+            observer.bytes_written(store, count)
+
+    def bytes_skipped(self, store: str, count: int) -> None:
+        """Forward."""
+        for observer in self._observers:
+            observer.bytes_skipped(store, count)
+
+    def store_write(self, store: str, result: str) -> None:
+        """Forward."""
+        for observer in self._observers:
+            observer.store_write(store, result)
+
+    def safety_refusal(self, check: str) -> None:
+        """Forward."""
+        for observer in self._observers:
+            observer.safety_refusal(check)
+
+    def lock_taken_over(self) -> None:
+        """Forward."""
+        for observer in self._observers:
+            observer.lock_taken_over()

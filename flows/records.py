@@ -10,6 +10,8 @@ from flows.states import LocationStatus
 IMPORTING_TO_STORES = "os_glance_importing_to_stores"
 FAILED_IMPORT = "os_glance_failed_import"
 IMPORT_LOCK = "os_glance_import_task"
+#: The key of an import task's result that maps each store whose write failed to why.
+STORE_FAILURES = "store_failures"
 
 #: Hash algorithm recorded in ``os_hash_algo`` (Glance's default).
 OS_HASH_ALGO = "sha512"

@@ -124,28 +124,24 @@ async def _qemu_convert(ctx: ImportContext, target_format: str, output: Path) ->
     assert ctx.staged_path is not None and ctx.source_format is not None
     policy = ctx.settings.safety
     ctx.progress.phase = "converting"
-    try:
-        await qemu_convert(
-            ctx.staged_path,
-            qemu_format(ctx.source_format),
-            output,
-            qemu_format(target_format),
-            QemuLimits(policy.qemu_convert_cpu_seconds, policy.qemu_convert_address_space),
-            progress=_reporter(ctx),
-        )
-    finally:
-        ctx.progress.converting = None
+    await qemu_convert(
+        ctx.staged_path,
+        qemu_format(ctx.source_format),
+        output,
+        qemu_format(target_format),
+        QemuLimits(policy.qemu_convert_cpu_seconds, policy.qemu_convert_address_space),
+        progress=_reporter(ctx),
+    )
 
 
 def _reporter(ctx: ImportContext) -> Callable[[float], None]:
-    """qemu-img's percent to the task message, and as bytes of the virtual size."""
+    """qemu-img's percent as bytes of the virtual size."""
     total = ctx.virtual_size
     ctx.observer.phase_started(ConvertStep.name, total)
     done = 0
 
     def report(percent: float) -> None:
         nonlocal done
-        ctx.progress.converting = percent
         now = int((total or 0) * percent / 100)
         if now > done:
             ctx.observer.phase_advanced(ConvertStep.name, now - done)

@@ -29,7 +29,6 @@ class StageStep:
         method = ctx.request.method
 
         def count(nbytes: int) -> None:
-            ctx.progress.add_downloaded(nbytes)
             ctx.observer.phase_advanced(self.name, nbytes)
             ctx.observer.bytes_downloaded(method, nbytes)
 

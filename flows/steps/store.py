@@ -96,7 +96,6 @@ class StoreStep:
         ctx.progress.phase = f"writing to {self.store}"
 
         def count(written: int, skipped: int) -> None:
-            ctx.progress.add_copied(written + skipped)
             ctx.observer.phase_advanced(self.name, written + skipped)
             if written:
                 ctx.observer.bytes_written(self.store, written)

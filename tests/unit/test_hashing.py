@@ -16,16 +16,3 @@ async def test_facts_match_hashlib_over_the_whole_file(tmp_path: Path) -> None:
     assert facts.os_hash_value == sha512_of(path)
     assert facts.os_hash_algo == "sha512"
     assert facts.size == 40 * MiB + 512
-
-
-def test_progress_message_follows_the_phases() -> None:
-    from flows.progress import Progress
-
-    progress = Progress()
-    assert progress.message() == "Starting"
-    progress.add_downloaded(5 * 1024 * 1024)
-    assert progress.message() == "Downloaded 5 MiB"
-    progress.converting = 42.4
-    assert progress.message() == "Converting: 42%"
-    progress.add_copied(3 * 1024 * 1024)
-    assert progress.message() == "Copied 3 MiB"

@@ -203,6 +203,7 @@ def _failure(tmp_path: Path, error: Exception, tasks: Tasks, final: bool) -> Any
         image=object(),  # the lock step recorded the image: a failure would fail it
         is_copy=False,
         settings=SimpleNamespace(staging_dir=tmp_path),
+        failed={},
     )
     return runner._record_failure(services, ctx, FlowFailed("store:central", error), final)  # type: ignore[arg-type]
 

@@ -94,9 +94,13 @@ class TaskEnd:
         *,
         image_status: ImageStatus | None = None,
         claimant: str | None = None,
+        result: Mapping[str, object] | None = None,
     ) -> TaskEnd:
-        """A task that failed, saying why."""
-        return cls(TaskStatus.FAILURE, message, image_status=image_status, claimant=claimant)
+        """A task that failed, saying why (``result``: what it recorded on the way, such as
+        why each failed store failed)."""
+        return cls(
+            TaskStatus.FAILURE, message, result, image_status=image_status, claimant=claimant
+        )
 
 
 class SqlTaskRepository(Repository):

@@ -28,7 +28,8 @@ from flows.engine import FlowFailed
 from flows.errors import ImportFailed, LockLost, RecordsUnavailable, SafetyRefusal
 from flows.import_flow import build_import_flow
 from flows.lease import Lease
-from flows.records import ImageFormats, TaskRecord
+from flows.progress_message import progress_message
+from flows.records import STORE_FAILURES, ImageFormats, TaskRecord
 from flows.request import ImportRequest, parse_import_request
 from flows.requester import RequestContext
 from flows.sources.prefetch import Prefetch
@@ -154,11 +155,12 @@ async def _run_flow(
         "image_id": ctx.image_id,
         "stores": list(ctx.written),
         "failed_stores": list(ctx.failed),
+        STORE_FAILURES: dict(ctx.failed),
     }
     message = f"imported to {', '.join(ctx.written)}"
     if ctx.failed:
         message += f"; failed: {'; '.join(ctx.failed.values())}"
-    await services.tasks.finish(ctx.task_id, TaskEnd.success(result))
+    await services.tasks.finish(ctx.task_id, TaskEnd.success(result, message))
     return TaskOutcome(AttemptStatus.SUCCESS, message)
 
 
@@ -193,20 +195,25 @@ async def _record_failure(
     await asyncio.to_thread(remove_staging, ctx)
     await services.tasks.finish(
         ctx.task_id,
-        TaskEnd.failure(message, image_status=ImageStatus.FAILED if touched_image else None),
+        TaskEnd.failure(
+            message,
+            image_status=ImageStatus.FAILED if touched_image else None,
+            result={STORE_FAILURES: dict(ctx.failed)} if ctx.failed else None,
+        ),
     )
     return TaskOutcome(AttemptStatus.FAILURE, message, reason, transient=transient)
 
 
 @contextlib.asynccontextmanager
 async def _progress_reporter(ctx: ImportContext) -> AsyncIterator[None]:
-    """Write the task's progress message ("Copied N MiB") every few seconds while it runs."""
+    """Write the task's progress message (:func:`~flows.progress_message.progress_message`)
+    every ``progress_seconds`` while it runs, when it changed: a bounded rate of writes."""
 
     async def report() -> None:
         last = ""
         while True:
             await asyncio.sleep(ctx.settings.progress_seconds)
-            message = ctx.progress.message()
+            message = progress_message(ctx.progress.snapshot())
             if message != last:
                 try:
                     await ctx.tasks.set_message(ctx.task_id, message)
