@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "show": "worker.cli.reading:show_command",
     "list": "worker.cli.reading:list_command",
     "task-show": "worker.cli.reading:task_show",
+    "tasks": "worker.cli.reading:tasks_command",
     # the API side, in Glance's words
     "image-create": "worker.cli.images:image_create",
     "image-stage": "worker.cli.images:image_stage",

@@ -76,6 +76,8 @@ async def test_the_reader_returns_what_the_repositories_return(records: Records)
         assert len(reader.images()) == 2
         assert reader.task(task) == await records.tasks.get(task)
         assert reader.task("t-2") == await records.tasks.get("t-2")
+        assert reader.tasks_of(active) == await records.tasks.list_for_image(active)
+        assert [t.id for t in reader.tasks_of(gone)] == ["t-2"]
         with pytest.raises(NotFound, match=f"image {gone} does not exist"):
             reader.image(gone)
         with pytest.raises(NotFound, match="task nope does not exist"):

@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flows.records import FAILED_IMPORT, IMPORTING_TO_STORES, ImageRecord, TaskRecord
-from flows.states import LocationStatus
+from flows.records import (
+    FAILED_IMPORT,
+    IMPORTING_TO_STORES,
+    STORE_FAILURES,
+    ImageRecord,
+    TaskRecord,
+)
+from flows.states import ImageStatus, LocationStatus, TaskType
 
 #: The ``imgworker show`` fields, in display order (``--json`` uses exactly these keys).
 IMAGE_FIELDS = (
@@ -89,3 +95,27 @@ def render_grid(headers: list[str], rows: list[list[str]]) -> str:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
     return "\n".join([rule, line(headers), rule, *(line(row) for row in rows), rule])
+
+
+def failure_lines(image: ImageRecord, tasks: list[TaskRecord]) -> list[str]:
+    """Why ``image`` failed, or why some of its stores did: its last import task's message
+    and each failed store's reason, as that task recorded them (empty when nothing failed)."""
+    failed_stores = [s for s in image.properties.get(FAILED_IMPORT, "").split(",") if s]
+    if image.status != ImageStatus.FAILED and not failed_stores:
+        return []
+    imports = [task for task in tasks if task.type == TaskType.IMPORT]
+    if not imports:
+        return []
+    last = imports[-1]
+    lines = [f"last task: {last.id} ({last.status}): {last.message or '(no message)'}"]
+    recorded = (last.result or {}).get(STORE_FAILURES)
+    reasons: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+    for store in failed_stores or list(reasons):
+        lines.append(f"  {store}: {reasons.get(store, 'see the task message')}")
+    return lines
+
+
+def task_line(task: TaskRecord) -> str:
+    """One task on one line: id, type, status, when it last changed, and its message."""
+    changed = task.updated_at.strftime("%Y-%m-%d %H:%M:%S") if task.updated_at else ""
+    return f"{task.id}  {task.type:16s}  {task.status:10s}  {changed}  {task.message}"

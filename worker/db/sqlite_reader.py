@@ -46,10 +46,10 @@ _IMAGE_FIELDS = (
     "created_at",
     "updated_at",
 )
-_TASK_QUERY = (
+_TASKS_QUERY = (
     "SELECT t.id, t.type, t.status, t.image_id, t.owner, t.request_id, t.user_id, "
     "t.claimed_by, i.input, i.result, i.message, t.created_at, t.updated_at, t.expires_at "
-    "FROM tasks t LEFT OUTER JOIN task_info i ON i.task_id = t.id WHERE t.id = ?"
+    "FROM tasks t LEFT OUTER JOIN task_info i ON i.task_id = t.id "
 )
 
 
@@ -112,26 +112,17 @@ class SqliteReader:
 
     def task(self, task_id: str) -> TaskRecord:
         """The task, or :class:`NotFound` naming the unknown id."""
-        row = self._db.execute(_TASK_QUERY, (task_id,)).fetchone()
+        row = self._db.execute(f"{_TASKS_QUERY} WHERE t.id = ?", (task_id,)).fetchone()
         if row is None:
             raise NotFound(f"task {task_id} does not exist")
-        input_, result, message = _json(row[8]), _json(row[9]), row[10]
-        return TaskRecord(
-            id=row[0],
-            type=row[1],
-            status=row[2],
-            image_id=row[3],
-            owner=row[4],
-            request_id=row[5],
-            user_id=row[6],
-            claimed_by=row[7],
-            input=dict(input_) if input_ else None,
-            result=dict(result) if result else None,
-            message=message or "",
-            created_at=_time(row[11]),
-            updated_at=_time(row[12]),
-            expires_at=_time(row[13]),
+        return _task(row)
+
+    def tasks_of(self, image_id: str) -> list[TaskRecord]:
+        """The image's tasks, oldest first (as ``SqlTaskRepository.list_for_image``)."""
+        rows = self._db.execute(
+            f"{_TASKS_QUERY} WHERE t.image_id = ? ORDER BY t.created_at, t.id", (image_id,)
         )
+        return [_task(row) for row in rows]
 
     def _images(self, where: str, params: tuple[str, ...]) -> list[ImageRecord]:
         chosen = f"SELECT id FROM images WHERE deleted = 0 {where}"
@@ -180,6 +171,26 @@ class SqliteReader:
                 )
             )
         return records
+
+
+def _task(row: tuple[Any, ...]) -> TaskRecord:
+    input_, result, message = _json(row[8]), _json(row[9]), row[10]
+    return TaskRecord(
+        id=row[0],
+        type=row[1],
+        status=row[2],
+        image_id=row[3],
+        owner=row[4],
+        request_id=row[5],
+        user_id=row[6],
+        claimed_by=row[7],
+        input=dict(input_) if input_ else None,
+        result=dict(result) if result else None,
+        message=message or "",
+        created_at=_time(row[11]),
+        updated_at=_time(row[12]),
+        expires_at=_time(row[13]),
+    )
 
 
 def _json(text: str | None) -> Any:
