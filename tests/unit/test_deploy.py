@@ -62,6 +62,25 @@ def test_dashboard_queries_parse_with_promtool(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_rules_check_and_their_unit_tests_pass_with_promtool() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed: apt-get install prometheus", pytrace=False)
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tests = sorted(p.name for p in (RULES.parent / "tests").glob("*.yml"))
+    tested = subprocess.run(
+        [promtool, "test", "rules", *tests],
+        cwd=RULES.parent / "tests",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
 def test_rules_use_only_documented_metrics() -> None:
     unknown = _metric_names(RULES.read_text()) - KNOWN
     assert not unknown

@@ -18,6 +18,7 @@ from flows.events import EventType
 from flows.observer import FlowObserver
 from flows.states import AttemptStatus, StepResult
 from flows.steps.store import Activation, StoreStep
+from worker.api.metrics import ApiMetrics
 from worker.cache.errors import FillReason
 from worker.cache.metrics import CacheMetrics, EvictReason, MissPath, ServedFrom, SkipReason
 from worker.daemon.messages import RejectReason
@@ -25,7 +26,7 @@ from worker.daemon.metrics import Metrics
 
 CONTRACT = Path(__file__).parents[2] / "docs" / "metrics.md"
 #: Where docs/metrics.md turns from the worker's metrics to the API process's.
-API_SECTION = "## `imgworker api`: the image cache"
+API_SECTION = "## `imgworker api`: the image cache, and tasks without a worker"
 UUID = "0b6d3c54-5f0e-4b8a-9f43-2f7c1e8a9d10"
 ID_LIKE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-|://|^req-")
 
@@ -341,6 +342,7 @@ def test_the_api_metrics_are_the_documented_ones() -> None:
     metrics.fills.inc()
     metrics.skipped(SkipReason.NO_ROOM)
     metrics.evicted(EvictReason.LRU)
+    ApiMetrics(registry).task_without_worker()
     registered: dict[str, tuple[str, set[str]]] = {}
     for family in registry.collect():
         name = family.name + ("_total" if family.type == "counter" else "")
@@ -353,3 +355,5 @@ def test_the_api_metrics_are_the_documented_ones() -> None:
     assert documented[("imgworker_cache_fill_failures_total", "reason")] == list(FillReason)
     assert documented[("imgworker_cache_fill_skipped_total", "reason")] == list(SkipReason)
     assert documented[("imgworker_cache_evictions_total", "reason")] == list(EvictReason)
+    samples = {s.name: s.value for f in registry.collect() for s in f.samples}
+    assert samples["imgworker_api_tasks_without_worker_total"] == 1

@@ -66,6 +66,7 @@ async def upload(request: web.Request) -> web.Response:
         request=import_request,
         requester=state.import_requester(identity, image),
         admission=await state.quotas.for_import(identity.project_id, import_request, state.rules),
+        without_worker=state.metrics.task_without_worker,
     )
     try:
         async with asyncio.timeout(state.settings.api.upload_wait_seconds):

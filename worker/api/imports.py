@@ -52,6 +52,7 @@ async def import_image(request: web.Request) -> web.Response:
         request=import_request,
         requester=state.import_requester(identity, image),
         admission=await state.quotas.for_import(identity.project_id, import_request, rules),
+        without_worker=state.metrics.task_without_worker,
     )
     log.info(
         "task %s: %s of image %s enqueued",

@@ -12,6 +12,7 @@ from flows.requester import RequestContext
 from flows.signing.properties import is_signed
 from flows.stores.base import Store
 from worker.api.keystone import KeystoneClient
+from worker.api.metrics import ApiMetrics
 from worker.api.policies.engine import PolicyEngine
 from worker.api.quotas import Quotas
 from worker.cache.node import NodeCache
@@ -47,6 +48,11 @@ class ApiState:
     cache: NodeCache | None = None
     #: The process's metrics (``[api] metrics_listen``).
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    #: What this process counts beside the cache (tasks enqueued with no worker, ...).
+    metrics: ApiMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = ApiMetrics(self.registry)
 
     @property
     def settings(self) -> Settings:

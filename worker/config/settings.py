@@ -246,8 +246,8 @@ class ApiSettings(_Section):
     policy_dirs: tuple[str, ...] = ()
     #: Seconds between two looks for a changed policy file.
     policy_reload_seconds: float = Field(default=2.0, gt=0)
-    #: ``host:port`` of this API process's ``/metrics`` (the image cache's counters, ...);
-    #: empty: not served.
+    #: ``host:port`` of this API process's ``/metrics`` (the image cache's counters, tasks
+    #: enqueued while no worker consumed the queue, ...); empty: not served.
     metrics_listen: str = ""
     #: Glance's per-image limits (413 beyond; -1: no limit): extra properties (``os_glance_*``
     #: not counted), tags, locations (stores holding the image), members (projects it is
@@ -263,6 +263,13 @@ class ApiSettings(_Section):
         parse_address(value)
         return value
 
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_address(cls, value: str) -> str:
+        if value:
+            parse_address(value)
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _networks(cls, value: Any) -> Any:
@@ -270,13 +277,6 @@ class ApiSettings(_Section):
             value = [value]
         if isinstance(value, list | tuple):
             return tuple(parse_network(v) if isinstance(v, str) else v for v in value)
-        return value
-
-    @field_validator("metrics_listen")
-    @classmethod
-    def _metrics_address(cls, value: str) -> str:
-        if value:
-            parse_address(value)
         return value
 
     @model_validator(mode="after")

@@ -14,10 +14,11 @@ from __future__ import annotations
 import datetime
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import aio_pika
-from aio_pika.abc import AbstractConnection, AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 from flows.errors import TransientError
 from flows.request import ImportRequest
@@ -37,19 +38,22 @@ log = logging.getLogger(__name__)
 async def enqueue_import(
     records: Records,
     rules: SubmissionRules,
-    publisher: TaskPublisher,
+    publisher: ImportPublisher,
     *,
     image_id: str,
     request: ImportRequest,
     requester: RequestContext | None = None,
     admission: Admission | None = None,
+    without_worker: Callable[[], None] | None = None,
 ) -> str:
     """Lock the image, record the task and publish it; return the task id.
 
     ``admission`` is checked in the transaction that records the task (see ``submit_import``).
 
     If the message cannot be published, the task is ended failed and the lock released, so
-    the image can be imported again: nothing waits for a message that does not exist.
+    the image can be imported again: nothing waits for a message that does not exist. If no
+    worker consumes the queue, the task's message says it waits for one, a warning is
+    logged and ``without_worker`` is called (the API counts it).
     """
     requester = requester or RequestContext()
     task = await submit_import(
@@ -65,7 +69,23 @@ async def enqueue_import(
             TaskEnd.failure(f"not started: the task could not be published: {exc}"),
         )
         raise
+    queue = await publisher.unconsumed_queue()
+    if queue is not None:
+        waiting = waiting_for_worker(queue)
+        # Only while still pending: a worker that attached meanwhile writes its own.
+        await records.tasks.note_waiting(task.id, waiting)
+        log.warning("task %s: %s", task.id, waiting, extra={"task_id": task.id})
+        if without_worker is not None:
+            without_worker()
     return task.id
+
+
+def waiting_for_worker(queue: str) -> str:
+    """The message of a task published to ``queue`` while no worker consumes it."""
+    return (
+        f"waiting for a worker: no worker consumes queue {queue} (start imgworker run with "
+        "this [broker]); the task runs as soon as one does"
+    )
 
 
 class Publishable(Protocol):
@@ -89,6 +109,15 @@ class TaskPublisher(Protocol):
         ...
 
 
+class ImportPublisher(TaskPublisher, Protocol):
+    """A publisher that can also tell whether anyone consumes the task queue."""
+
+    async def unconsumed_queue(self) -> str | None:
+        """The task queue's name if no worker consumes it now, else None (also when it cannot
+        tell)."""
+        ...
+
+
 class Publisher:
     """One broker connection for many messages, with the topology declared on it.
 
@@ -107,10 +136,12 @@ class Publisher:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _declare(self, connection: AbstractConnection) -> AbstractExchange:
+    async def _declare(
+        self, connection: AbstractConnection
+    ) -> tuple[AbstractExchange, AbstractChannel]:
         channel = await connection.channel(publisher_confirms=True)
         exchange, _queue, _dead = await declare(channel, self._broker)
-        return exchange
+        return exchange, channel
 
     async def connect(self) -> None:
         """Connect and declare the topology, unless that is done already."""
@@ -122,7 +153,7 @@ class Publisher:
 
     async def publish(self, message: Publishable) -> None:
         """Publish one persistent task message and wait for the broker's confirm."""
-        exchange = await self._connection.get()
+        exchange, _channel = await self._connection.get()
         await exchange.publish(
             aio_pika.Message(
                 message.to_json(),
@@ -135,6 +166,17 @@ class Publisher:
             ),
             routing_key=self._broker.routing_key,
         )
+
+    async def consumers(self) -> int:
+        """How many consumers the task queue has now (a passive declare: one round trip)."""
+        _exchange, channel = await self._connection.get()
+        queue = await channel.declare_queue(self._broker.queue, passive=True)
+        result = queue.declaration_result
+        return int(result.consumer_count or 0)
+
+    async def unconsumed_queue(self) -> str | None:
+        """The task queue's name if it has no consumer now, else None."""
+        return self._broker.queue if await self.consumers() == 0 else None
 
 
 class BrokerUnavailable(TransientError):
@@ -167,6 +209,16 @@ class LazyPublisher:
             raise BrokerUnavailable(
                 f"The task queue is unavailable ({type(exc).__name__}); try again shortly."
             ) from exc
+
+    async def unconsumed_queue(self) -> str | None:
+        """The task queue's name if no worker consumes it now; None when one does, or when
+        the broker cannot tell now (the import is enqueued either way)."""
+        try:
+            return await self._publisher.unconsumed_queue()
+        except Exception as exc:
+            await self._publisher.close()
+            log.debug("counting the task queue's consumers failed: %s", exc)
+            return None
 
     async def close(self) -> None:
         """Close the connection if one is open."""

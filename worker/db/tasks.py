@@ -212,6 +212,16 @@ class SqlTaskRepository(Repository):
 
         return await self._in_transaction(work)
 
+    async def note_waiting(self, task_id: str, message: str) -> None:
+        """Set the message of a task still ``pending`` (one a worker took is left alone)."""
+
+        async def work(session: AsyncSession) -> None:
+            task = await _load(session, task_id)
+            if task.status == PENDING:
+                task.info.message = message
+
+        await self._in_transaction(work)
+
     async def requeue(self, task_id: str, message: str) -> None:
         """Put an unfinished task back to ``pending`` (unclaimed) to be run again."""
 
