@@ -45,13 +45,13 @@ async def upgrade(url: str, revision: str = "head") -> None:
     import asyncio
     import logging
 
-    from alembic import command
-
     before = await current_revision(url)
     alembic = logging.getLogger("alembic")
     level = alembic.level
-    alembic.setLevel(logging.WARNING)
+    alembic.setLevel(logging.WARNING)  # before the import: its plugins announce themselves
     try:
+        from alembic import command
+
         await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
     finally:
         alembic.setLevel(level)
