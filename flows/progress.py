@@ -24,6 +24,8 @@ class PhaseProgress:
     total: int | None
     #: Whether it ended (its step finished, or all its bytes are done).
     ended: bool
+    #: Whether it ended failing (a store whose write failed).
+    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class Progress:
         self._lock = threading.Lock()
         self._phases: dict[str, list[int | None]] = {}
         self._ended: set[str] = set()
+        self._failed: set[str] = set()
         #: Set by a step that moves no bytes (``inspecting``), shown while none does.
         self.phase = "starting"
 
@@ -52,6 +55,7 @@ class Progress:
             self._phases.pop(phase, None)
             self._phases[phase] = [0, total_bytes]
             self._ended.discard(phase)
+            self._failed.discard(phase)
 
     def phase_advanced(self, phase: str, count: int) -> None:
         """``count`` more bytes of ``phase`` are done."""
@@ -74,6 +78,7 @@ class Progress:
                     done or 0,
                     total,
                     name in self._ended or (total is not None and (done or 0) >= total),
+                    name in self._failed,
                 )
                 for name, (done, total) in self._phases.items()
             )
@@ -91,7 +96,11 @@ class Progress:
         """Counted as the store's phase."""
 
     def store_write(self, store: str, result: str) -> None:
-        """The store's step ends the phase."""
+        """A store's write ended: a failed one is said to have failed, not to be written."""
+        if result == StepResult.FAILURE:
+            with self._lock:
+                self._failed.add(f"store:{store}")
+                self._ended.add(f"store:{store}")
 
     def safety_refusal(self, check: str) -> None:
         """Not progress."""

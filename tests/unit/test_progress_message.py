@@ -35,12 +35,24 @@ def test_the_phases_in_turn_each_store_on_its_own() -> None:
     progress.phase_started("store:dcn0", 4 * GiB)
     progress.phase_advanced("store:dcn0", GiB + GiB // 5)
     # Not 5.2 GiB "copied": each store is counted on its own.
-    assert message(progress) == "store dcn0: 1.2 of 4.0 GiB (central done)"
+    assert message(progress) == "store dcn0: 1.2 of 4.0 GiB (central written)"
     progress.phase_advanced("store:dcn0", 3 * GiB - GiB // 5)
     progress.step_finished("store:dcn0", 1.0, StepResult.SUCCESS)
     progress.phase_advanced("checksums", 3 * GiB)
     # The hashing outlasting the writes is named, not a silent wait.
-    assert message(progress) == "computing checksums: 3.0 of 4.0 GiB (central, dcn0 done)"
+    assert message(progress) == "computing checksums: 3.0 of 4.0 GiB (central, dcn0 written)"
+
+
+def test_a_failed_store_is_not_said_to_be_written() -> None:
+    progress = Progress()
+    for store in ("central", "dcn1", "dcn0"):
+        progress.phase_started(f"store:{store}", 512 * MiB)
+    progress.phase_advanced("store:central", 512 * MiB)
+    progress.phase_advanced("store:dcn1", 100 * MiB)
+    progress.store_write("dcn1", StepResult.FAILURE)
+    progress.step_finished("store:dcn1", 1.0, StepResult.SUCCESS)  # failure allowed
+    progress.phase_advanced("store:dcn0", 10 * MiB)
+    assert message(progress) == "store dcn0: 10 of 512 MiB (central written; dcn1 failed)"
 
 
 def test_stores_written_at_once_are_listed_together() -> None:
