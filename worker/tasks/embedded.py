@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.errors import InvalidRequest, UnknownStore
+from flows.errors import InvalidRequest, SafetyRefusal, UnknownStore
 from flows.records import ImageRecord, TaskRecord
 from flows.request import (
     COPY_IMAGE,
@@ -78,7 +78,11 @@ async def import_image(
     if uri is not None:
         # Refused before anything is recorded: no image is left behind for a URI that
         # could never be imported (the stage step checks it again, redirects included).
-        await vet_uri(uri, services.settings.safety)
+        try:
+            await vet_uri(uri, services.settings.safety)
+        except SafetyRefusal as refusal:
+            services.observer.safety_refusal(refusal.check)
+            raise
     requester = requester or RequestContext()
     image = await services.records.catalog.create(
         NewImage(
