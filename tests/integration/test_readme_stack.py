@@ -9,8 +9,10 @@ an open one as image data).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,3 +82,36 @@ def test_every_command_of_the_readme_runs_as_printed(
     assert "stores='central,dcn1'" in out
     # down stopped every process up started.
     assert "stopped sample, api, worker" in done.stderr
+
+
+def test_in_the_foreground_ctrl_c_stops_what_it_started(stack_env: dict[str, str]) -> None:
+    process = subprocess.Popen(
+        [str(STACK)],
+        cwd=ROOT,
+        env=stack_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    exports = [process.stdout.readline() for _ in range(5)]
+    assert exports[0].startswith("export IMGWORKER_CONFIG=") and "OS_CLOUD=" in exports[2]
+    state = Path(stack_env["IMGWORKER_DEV_DIR"]) / "running.json"
+    started = json.loads(state.read_text())["processes"]
+    pids = [pid for pid, _command in started.values()]
+    assert len(pids) == 3 and all(Path(f"/proc/{pid}").exists() for pid in pids)
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "stopped sample, api, worker" in err
+    assert not state.exists()
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid), pid
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

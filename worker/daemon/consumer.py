@@ -211,7 +211,8 @@ class Consumer:
                         final_attempt=final,
                         known=task,
                     )
-                log.info("task %s: %s: %s", parsed.task_id, outcome.status, outcome.message)
+                if outcome.ran:  # a duplicate says so below, not as if it had run again
+                    log.info("task %s: %s: %s", parsed.task_id, outcome.status, outcome.message)
         except Exception as error:
             return after_error(error, attempt, f"task {parsed.task_id}")
         finally:
