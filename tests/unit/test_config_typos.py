@@ -32,6 +32,8 @@ TYPOS = [
     ("signature", "require_sigature", "require_signature"),
     ("inject_metadata", "propertis", "properties"),
     ("api", "lisen", "listen"),
+    ("cache", "max_sise", "max_size"),
+    ("quotas", "cache_secnds", "cache_seconds"),
     ("keystone", "auth_ulr", "auth_url"),
     ("metadefs", "project_limt", "project_limit"),
     ("notifications", "drvier", "driver"),
@@ -71,6 +73,11 @@ def _config(tmp_path: Path, typos: list[tuple[str, str, str]]) -> Path:
 
 
 def test_config_check_names_every_typo_once(tmp_path: Path) -> None:
+    # The table has a typo in every section and store type the settings declare.
+    assert {table for table, _, _ in TYPOS} >= {
+        table.replace("stores.file", "stores.central").replace("stores.rbd", "stores.dcn0")
+        for table, _ in _tables()
+    }
     config = _config(tmp_path, TYPOS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMGWORKER")}
     env.update(dict.fromkeys(VARIABLES, "1"))
