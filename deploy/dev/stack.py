@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ SAMPLE = "cirros.qcow2"
 CLOUD = "imgworker-dev"
 READY_SECONDS = 90.0
 STOP_SECONDS = 30.0
+#: Set by Ctrl-C (SIGINT) or SIGTERM in the foreground: stop, whatever the stack is doing.
+STOP = threading.Event()
 
 
 def say(text: str) -> None:
@@ -113,10 +116,15 @@ def main() -> int:
         if args.command == "down":
             down(stack, purge=args.purge)
             return 0
+        if args.command == "run":
+            # From the start: a Ctrl-C while it starts stops what had started.
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda _signum, _frame: STOP.set())
         running = up(stack, free)
         print(exports(stack, running), flush=True)
         if args.command == "run":
-            _until_interrupted()
+            say("running; Ctrl-C stops it")
+            STOP.wait()
             down(stack, purge=False)
     except StackError as error:
         say(f"error: {error}")
@@ -139,12 +147,16 @@ def up(stack: Stack, free_ports: bool) -> Running:
     _write_clouds(stack, ports)
     _make_sample(stack.directory / "www" / SAMPLE)
     running = Running(ports, {})
+    imgworker = str(VENV_BIN / "imgworker")
+    commands = {
+        "sample": _sample_server(stack, ports["sample"]),
+        "api": [imgworker, "api", "--text-logs"],
+        "worker": [imgworker, "run", "--text-logs"],
+    }
     try:
-        _start(stack, running, "sample", _sample_server(stack, ports["sample"]))
-        _start(stack, running, "api", [str(VENV_BIN / "imgworker"), "api", "--text-logs"])
-        _start(stack, running, "worker", [str(VENV_BIN / "imgworker"), "run", "--text-logs"])
+        children = {name: _start(stack, running, name, cmd) for name, cmd in commands.items()}
         stack.state.write_text(json.dumps(asdict(running)))
-        _wait_until_ready(stack, running)
+        _wait_until_ready(stack, running, children)
     except BaseException:
         _stop(running)
         stack.state.unlink(missing_ok=True)
@@ -324,7 +336,9 @@ def _sample_server(stack: Stack, port: int) -> list[str]:
     ]
 
 
-def _start(stack: Stack, running: Running, name: str, command: list[str]) -> None:
+def _start(
+    stack: Stack, running: Running, name: str, command: list[str]
+) -> subprocess.Popen[bytes]:
     logs = stack.directory / "logs"
     logs.mkdir(exist_ok=True)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("IMGWORKER_")}
@@ -340,9 +354,12 @@ def _start(stack: Stack, running: Running, name: str, command: list[str]) -> Non
             start_new_session=True,  # Ctrl-C reaches the stack, which stops them in order
         )
     running.processes[name] = (process.pid, command)
+    return process
 
 
-def _wait_until_ready(stack: Stack, running: Running) -> None:
+def _wait_until_ready(
+    stack: Stack, running: Running, children: dict[str, subprocess.Popen[bytes]]
+) -> None:
     ports = running.ports
     checks = {
         "sample": f"http://127.0.0.1:{ports['sample']}/{SAMPLE}",
@@ -352,9 +369,10 @@ def _wait_until_ready(stack: Stack, running: Running) -> None:
     deadline = time.monotonic() + READY_SECONDS
     waiting = dict(checks)
     while waiting:
+        if STOP.is_set():
+            raise StackError("interrupted while starting; stopped what had started")
         for name, url in list(waiting.items()):
-            pid, command = running.processes[name]
-            if not _alive(pid, command):
+            if children[name].poll() is not None:
                 raise StackError(f"{name} stopped at start:\n{_tail(stack, name)}")
             if _answers(url):
                 del waiting[name]
@@ -411,19 +429,6 @@ def _read_running(stack: Stack) -> Running | None:
         return None
     processes = {name: (int(pid), list(cmd)) for name, (pid, cmd) in data["processes"].items()}
     return Running(dict(data["ports"]), processes)
-
-
-def _until_interrupted() -> None:
-    say("running; Ctrl-C stops it")
-    stop = {"now": False}
-
-    def interrupted(signum: int, frame: object) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGINT, interrupted)
-    signal.signal(signal.SIGTERM, interrupted)
-    while not stop["now"]:
-        time.sleep(0.2)
 
 
 if __name__ == "__main__":
